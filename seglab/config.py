@@ -1,0 +1,157 @@
+"""Typed configuration: dataclass defaults, then a YAML file (`cfg=...`), then `key=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used; the message says how to fix it."""
+
+
+@dataclass
+class Config:
+    # what to run on
+    model: str = "unet"  # architecture name (see `seglab models`) or a checkpoint .pt / .onnx
+    data: str = ""  # dataset root folder; "sample" (the default for train) is the bundled Oxford-IIIT Pet sample
+    dataset: str = "auto"  # auto | pet | folder
+    classes: str = ""  # Oxford-IIIT Pet only: trimap (default: pet, background, border) | binary
+    split: str = "val"  # split used by `seglab val`
+    download: bool = False  # Oxford-IIIT Pet: fetch the official archives into `data` if missing
+    val_fraction: float = 0.2  # folder datasets without split lists: held-out fraction (seeded)
+    # model arguments (passed to the architecture when it takes them)
+    width: int = 32
+    depth: int = 4
+    upsample: str = "transpose"  # transpose | bilinear
+    # training
+    imgsz: int = 128
+    epochs: int = 30
+    time: str = ""  # wall-clock budget, e.g. "10m", "90s", "1.5h"; empty = no budget
+    batch: int = 8
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 0.0  # 0 = the optimizer's default (adamw 1e-3, sgd 1e-2)
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    schedule: str = "cosine"  # cosine | poly | constant
+    loss: typing.Any = "ce+dice"  # "ce", "ce+dice" or {"ce": 0.5, "dice": 0.5}
+    augment: bool = True
+    cache: bool = True  # keep decoded, resized samples in RAM
+    workers: int = 0
+    seed: int = 0
+    # speed
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    channels_last: bool = True
+    # outputs
+    project: str = "runs"
+    name: str = ""  # run folder name; default: the mode
+    exist_ok: bool = False
+    samples: int = 6  # overlays written to <run>/samples
+    # val / predict
+    resolution: str = "original"  # val scoring: original (each image's own size) | train (training size)
+    source: str = ""  # predict: file, folder or glob
+    out: str = ""  # predict: output folder (default <run folder of the model>/predict)
+    verbose: bool = True
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+KEYS = [f.name for f in dataclasses.fields(Config)]
+
+
+def _suggest(key: str) -> str:
+    close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(KEYS)}."
+
+
+def _coerce(key: str, value):
+    """Turn a YAML/CLI value into the type the field declares."""
+    hint = typing.get_type_hints(Config)[key]
+    if hint is typing.Any or value is None:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{key}={value!r}: expected true or false")
+    try:
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return hint(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value!r}: expected {hint.__name__}") from None
+
+
+def apply(cfg: Config, values: dict, origin: str) -> Config:
+    for key, value in values.items():
+        if key not in KEYS:
+            raise ConfigError(f"unknown key '{key}' in {origin}.{_suggest(key)}")
+        setattr(cfg, key, _coerce(key, value))
+    return cfg
+
+
+def parse_overrides(args: list[str]) -> dict:
+    """`key=value` strings to a dict; values are read as YAML scalars ("3" -> 3, "true" -> True)."""
+    out = {}
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"argument '{arg}' is not key=value.{_suggest(arg)}")
+        key, _, text = arg.partition("=")
+        try:
+            out[key.strip()] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            out[key.strip()] = text
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of key: value")
+    return values
+
+
+def make_config(overrides: dict | None = None, **kwargs) -> Config:
+    """Defaults, then the YAML file named by `cfg`, then the overrides (dict or keyword arguments)."""
+    values = dict(overrides or {})
+    values.update(kwargs)
+    cfg = Config()
+    cfg_file = values.pop("cfg", None)
+    if cfg_file:
+        apply(cfg, load_yaml(cfg_file), str(cfg_file))
+    return apply(cfg, values, "the arguments")
+
+
+def parse_time(text: str) -> float | None:
+    """'10m' -> 600.0 seconds; '' -> None."""
+    if not text:
+        return None
+    text = str(text).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    scale = units.get(text[-1])
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise ConfigError(f"time={text!r}: expected a duration like 90s, 10m or 1.5h") from None
+    if seconds <= 0:
+        raise ConfigError(f"time={text!r}: must be positive")
+    return seconds

@@ -1,0 +1,52 @@
+"""What every dataset format hands to the rest of seglab: image/mask pairs plus the class table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class ClassTable:
+    names: list[str]
+    colors: list[tuple[int, int, int]]
+    ignore_index: int = 255
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "colors": [list(c) for c in self.colors], "ignore_index": self.ignore_index}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassTable":
+        return cls(list(d["names"]), [tuple(c) for c in d["colors"]], int(d["ignore_index"]))
+
+
+@dataclass
+class SplitSpec:
+    """One split of a dataset: the pairs in order, the class table and the raw-value -> class-id map."""
+
+    name: str
+    pairs: list[tuple[Path, Path]]
+    classes: ClassTable
+    lut: np.ndarray  # int16[256]: raw mask value -> class id, ignore_index, or -1 (invalid)
+    root: Path = field(default_factory=Path)
+
+
+def default_colors(n: int) -> list[tuple[int, int, int]]:
+    """Distinct colours for n classes (the Pascal VOC bit-interleaved palette)."""
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors.append((r, g, b))
+    return colors

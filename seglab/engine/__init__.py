@@ -1,0 +1,1 @@
+"""Training and evaluation machinery: device and precision, optimisation, checkpoints, run folders."""

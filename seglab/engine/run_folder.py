@@ -1,0 +1,82 @@
+"""The run folder: config.yaml, best.pt / last.pt, metrics.csv, metrics.json, curves.png, samples/."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+import yaml
+
+
+def new_run_dir(project: str, name: str, exist_ok: bool = False) -> Path:
+    """runs/<name>, or runs/<name>2, runs/<name>3 ... when it is taken (unless exist_ok)."""
+    base = Path(project) / name
+    path, n = base, 2
+    while path.exists() and not exist_ok:
+        path = base.with_name(f"{base.name}{n}")
+        n += 1
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf become None, tuples become lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_clean(data), indent=2))
+    os.replace(tmp, path)
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+class MetricsLog:
+    """metrics.csv, a row per epoch; the header is fixed by the first row."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.rows: list[dict] = []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(self.rows[0]))
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Loss (train and val) and val mIoU per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_iou) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in rows], label="train")
+    ax_loss.plot(epochs, [r["val_loss"] for r in rows], label="val")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.legend()
+    ax_iou.plot(epochs, [r["val_miou"] for r in rows], color="tab:green")
+    ax_iou.set(xlabel="epoch", ylabel="mIoU", title="val mIoU", ylim=(0, 1))
+    for ax in (ax_loss, ax_iou):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,75 @@
+"""The classic U-Net (Ronneberger et al. 2015) as the seeds draw it.
+
+DoubleConv (3x3 conv, BN, ReLU, twice) at every level, 2x2 max pooling down, ConvTranspose2d 2x2 up
+(or bilinear upsampling + 1x1 conv), skips concatenated, a 1x1 head. Width 64 and depth 4 give the
+paper's ~31M-parameter network. Any input size works: the input is padded to a multiple of 2**depth
+and the logits are cropped back.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class Up(nn.Module):
+    """Upsample by 2, concatenate the skip, DoubleConv."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, upsample: str):
+        super().__init__()
+        if upsample == "transpose":
+            self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+        elif upsample == "bilinear":
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(in_channels, out_channels, 1),
+            )
+        else:
+            raise ValueError(f"upsample={upsample!r}: expected 'transpose' or 'bilinear'")
+        self.conv = DoubleConv(out_channels + skip_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([self.up(x), skip], dim=1))
+
+
+class UNet(nn.Module):
+    def __init__(self, num_classes: int, in_channels: int = 3, width: int = 32, depth: int = 4,
+                 upsample: str = "transpose"):
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"UNet needs depth >= 1 and width >= 1, got depth={depth}, width={width}")
+        channels = [width * 2**i for i in range(depth + 1)]
+        self.depth = depth
+        self.stem = DoubleConv(in_channels, channels[0])
+        self.down = nn.ModuleList(DoubleConv(channels[i], channels[i + 1]) for i in range(depth))
+        self.up = nn.ModuleList(
+            Up(channels[i + 1], channels[i], channels[i], upsample) for i in reversed(range(depth))
+        )
+        self.head = nn.Conv2d(channels[0], num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        multiple = 2**self.depth
+        pad_h, pad_w = -height % multiple, -width % multiple
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > max(pad_h, pad_w) else "replicate")
+        skips = [self.stem(x)]
+        for down in self.down:
+            skips.append(down(F.max_pool2d(skips[-1], 2)))
+        x = skips.pop()
+        for up in self.up:
+            x = up(x, skips.pop())
+        return self.head(x)[..., :height, :width]

@@ -1,0 +1,7 @@
+"""One function per command-line mode: `seglab MODE key=value ...` calls MODES[MODE](cfg)."""
+
+from seglab.modes.predict import predict
+from seglab.modes.train import train
+from seglab.modes.val import val
+
+MODES = {"train": train, "val": val, "predict": predict}

@@ -1,0 +1,45 @@
+"""`seglab val`: score a checkpoint on any split, print the per-class table, write the metrics JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from seglab.config import Config
+from seglab.data import DataError, SegmentationDataset, open_split
+from seglab.engine.device import Runtime
+from seglab.engine.evaluate import evaluate, summary
+from seglab.engine.run_folder import write_json
+from seglab.inference.predictor import Predictor
+from seglab.metrics import format_class_table
+
+
+def data_config(cfg: Config, checkpoint: dict) -> Config:
+    """The dataset keys not given on the command line come from the checkpoint's training config."""
+    trained = checkpoint.get("config", {})
+    return dataclasses.replace(cfg, data=cfg.data or trained.get("data", ""),
+                               classes=cfg.classes or trained.get("classes", ""),
+                               dataset=cfg.dataset if cfg.dataset != "auto" else trained.get("dataset", "auto"))
+
+
+def val(cfg: Config) -> dict:
+    runtime = Runtime.from_config(cfg.device, cfg.precision, cfg.channels_last)
+    predictor = Predictor(cfg.model, runtime)
+    spec = open_split(data_config(cfg, predictor.checkpoint), cfg.split)
+    if spec.classes.names != predictor.classes.names:
+        raise DataError(f"{spec.root}: classes {spec.classes.names} differ from the model's {predictor.classes.names}")
+    dataset = SegmentationDataset(spec, predictor.size, cache=False)
+    result = evaluate(predictor.model, dataset, runtime, predictor.preprocess, cfg.batch,
+                      resolution=cfg.resolution, boundary=True)
+    final = {"model": str(cfg.model), "data": str(spec.root), "split": cfg.split, "images": len(dataset),
+             **summary(result, spec.classes.names)}
+    out = Path(cfg.out) if cfg.out else Path(cfg.model).parent
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"val_{cfg.split}.json"
+    write_json(path, final)
+    if cfg.verbose:
+        print(f"{cfg.model} on {spec.root} split={cfg.split} ({len(dataset)} images), scored at {cfg.resolution} resolution")
+        print(format_class_table(result, spec.classes.names))
+        print(f"pixel accuracy {final['pixel_accuracy']:.4f}  mIoU {final['miou']:.4f}  "
+              f"Boundary F1 {final['boundary_f1'] or 0:.4f}\nwritten: {path}")
+    return final
