@@ -10,6 +10,8 @@ from seglab.metrics import (BINARY, MODES, MULTICLASS, ConfusionMatrix, Segmenta
 def test_logits_to_labels_modes():
     logits = torch.tensor([[[[0.1, 2.0]], [[1.0, -1.0]]]])          # [1, 2, 1, 2]
     assert logits_to_labels(logits, MULTICLASS).tolist() == [[[1, 0]]]
+    ties = torch.randint(0, 3, (2, 4, 5, 6)).float()    # many ties: first maximum wins, as argmax
+    assert torch.equal(logits_to_labels(ties), ties.argmax(1))
     z = torch.tensor([[[-0.5, 0.0, 0.5]]])
     assert logits_to_labels(z, BINARY).tolist() == [[[0, 0, 1]]]             # sigmoid(0) = 0.5 is not > 0.5
     assert logits_to_labels(z.unsqueeze(1), BINARY, threshold=0.3).tolist() == [[[1, 1, 1]]]

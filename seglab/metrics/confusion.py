@@ -32,22 +32,20 @@ def batch_confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
     pixels raise ValueError (the prediction at ignored pixels is not looked at).
     """
     pred, target = _as_batch(pred, target)
-    n = pred.shape[0]
-    c = num_classes
+    n, c = pred.shape[0], num_classes
     p = pred.reshape(n, -1).long()
     t = target.reshape(n, -1).long()
-    image = torch.arange(n, device=t.device).unsqueeze(1) * (c * c)
-    index = image + t * c + p
-    if ignore_index is not None:
-        valid = t != ignore_index
-        index, t, p = index[valid], t[valid], p[valid]
+    valid = None if ignore_index is None else t != ignore_index
     if t.numel():
         for name, x in (("target", t), ("pred", p)):
-            lo, hi = int(x.min()), int(x.max())
-            if lo < 0 or hi >= c:
-                raise ValueError(f"{name} has label {lo if lo < 0 else hi} outside [0, {c}) "
+            lo, hi = torch.aminmax(x if valid is None else x.masked_fill(~valid, 0))
+            if int(lo) < 0 or int(hi) >= c:
+                raise ValueError(f"{name} has label {int(lo) if int(lo) < 0 else int(hi)} outside [0, {c}) "
                                  f"(ignore_index={ignore_index})")
-    counts = torch.bincount(index.reshape(-1), minlength=n * c * c)
+    index = t * c + p + torch.arange(n, device=t.device).unsqueeze(1) * (c * c)
+    if valid is not None:  # ignored pixels go to one extra bin, dropped below (cheaper than masking)
+        index = index.masked_fill_(~valid, n * c * c)
+    counts = torch.bincount(index.reshape(-1), minlength=n * c * c + 1)[: n * c * c]
     return counts.reshape(n, c, c)
 
 

@@ -42,7 +42,7 @@ def logits_to_labels(logits: torch.Tensor, mode: str = MULTICLASS, threshold: fl
     if mode == MULTICLASS:
         if logits.dim() != 4:
             raise ValueError(f"multiclass logits must be [N,C,H,W], got shape {tuple(logits.shape)}")
-        return logits.argmax(dim=1)
+        return logits.max(dim=1).indices  # = argmax (first maximum on ties), much faster on CPU
     if logits.dim() == 4:
         if logits.shape[1] != 1:
             raise ValueError(f"binary logits must have one channel, got shape {tuple(logits.shape)}")
