@@ -35,7 +35,9 @@ def train(cfg: Config) -> Path:
 
     args = model_arguments(cfg.model, classes.num_classes, cfg.to_dict())
     model = runtime.prepare_model(build_model(cfg.model, args))
-    preprocess = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "resize": "stretch", "size": [cfg.imgsz, cfg.imgsz]}
+    norm = getattr(model, "normalization", None) or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    preprocess = {"mean": list(norm["mean"]), "std": list(norm["std"]), "resize": "stretch",
+                  "size": [cfg.imgsz, cfg.imgsz]}
     meta = {"arch": {"name": cfg.model, "args": args}, "classes": classes, "preprocess": preprocess,
             "config": cfg.to_dict()}
 
