@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,21 @@ class Config:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
-    schedule: str = "cosine"  # cosine | poly | constant
+    schedule: str = "cosine"  # cosine | poly | onecycle | constant (after `warmup_epochs` of linear warmup)
     loss: typing.Any = "ce+dice"  # "ce", "ce+dice" or {"ce": 0.5, "dice": 0.5}
+    clip_grad: float = 0.0  # max gradient norm; 0 = no clipping
+    accumulate: int = 1  # batches per optimizer step (gradient accumulation)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999); 0 = off
+    metric: str = "miou"  # val metric that picks best.pt and drives early stopping: miou | pixel_accuracy | mean_dice | loss
+    patience: int = 0  # early stopping: epochs without improvement of `metric`; 0 = off
+    save_every: int = 0  # also write last.pt every N batches (mid-epoch resume points); 0 = epoch ends only
+    resume: str = ""  # true (runs/<name>/last.pt), or a run folder or last.pt path: continue exactly where it stopped
     augment: bool = True
-    cache: bool = True  # keep decoded, resized samples in RAM
-    workers: int = 0
+    cache: str = "auto"  # keep decoded, resized samples in RAM: auto (when under 4 GB) | ram | off
+    workers: int = 0  # DataLoader worker processes (they share the 2 cores of a laptop with training)
     seed: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms; the seed is always honoured
+    sync_bn: bool = False  # SyncBatchNorm across processes under torchrun
     # speed
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
@@ -87,6 +97,8 @@ def _coerce(key: str, value):
             return False
         raise ConfigError(f"{key}={value!r}: expected true or false")
     try:
+        if hint in (int, float) and isinstance(value, bool):  # bool is an int subclass: epochs=true is a mistake
+            raise ValueError
         if hint is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
         return hint(value)
@@ -103,16 +115,23 @@ def apply(cfg: Config, values: dict, origin: str) -> Config:
 
 
 def parse_overrides(args: list[str]) -> dict:
-    """`key=value` strings to a dict; values are read as YAML scalars ("3" -> 3, "true" -> True)."""
+    """`key=value` strings to a dict; values are read as YAML scalars ("3" -> 3, "true" -> True).
+
+    Keys declared as text keep the text as typed (name=0123 stays "0123", not YAML 1.1's octal 83)."""
+    hints = typing.get_type_hints(Config)
     out = {}
     for arg in args:
         if "=" not in arg:
             raise ConfigError(f"argument '{arg}' is not key=value.{_suggest(arg)}")
         key, _, text = arg.partition("=")
+        key = key.strip()
+        if hints.get(key) is str or key == "cfg":
+            out[key] = text
+            continue
         try:
-            out[key.strip()] = yaml.safe_load(text) if text else ""
+            out[key] = yaml.safe_load(text) if text else ""
         except yaml.YAMLError:
-            out[key.strip()] = text
+            out[key] = text
     return out
 
 
@@ -152,6 +171,6 @@ def parse_time(text: str) -> float | None:
         seconds = float(number) * (scale or 1)
     except ValueError:
         raise ConfigError(f"time={text!r}: expected a duration like 90s, 10m or 1.5h") from None
-    if seconds <= 0:
-        raise ConfigError(f"time={text!r}: must be positive")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"time={text!r}: must be a positive, finite duration")
     return seconds

@@ -48,21 +48,23 @@ def load_pair(spec: SplitSpec, index: int, size: int | None) -> tuple[np.ndarray
     return image, labels
 
 
-def random_scale_crop(image: torch.Tensor, mask: torch.Tensor, min_scale: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+def random_scale_crop(image: torch.Tensor, mask: torch.Tensor, generator: torch.Generator,
+                      min_scale: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
     """Random crop (area fraction in [min_scale, 1], aspect in [3/4, 4/3]) resized back, and a random flip."""
     _, h, w = image.shape
-    area = float(torch.empty(1).uniform_(min_scale, 1.0))
-    aspect = float(torch.empty(1).uniform_(np.log(3 / 4), np.log(4 / 3)).exp())
+    u = torch.rand(5, generator=generator).tolist()
+    area = min_scale + (1.0 - min_scale) * u[0]
+    aspect = float(np.exp(np.log(3 / 4) + (np.log(4 / 3) - np.log(3 / 4)) * u[1]))
     ch = min(h, max(1, round(h * (area / aspect) ** 0.5)))
     cw = min(w, max(1, round(w * (area * aspect) ** 0.5)))
-    y = int(torch.randint(0, h - ch + 1, (1,)))
-    x = int(torch.randint(0, w - cw + 1, (1,)))
+    y = min(h - ch, int(u[2] * (h - ch + 1)))
+    x = min(w - cw, int(u[3] * (w - cw + 1)))
     image, mask = image[:, y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw]
     if (ch, cw) != (h, w):
         image = F.interpolate(image[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
         image = image.round_().clamp_(0, 255).to(torch.uint8)
         mask = F.interpolate(mask[None, None].float(), size=(h, w), mode="nearest")[0, 0].to(mask.dtype)
-    if torch.rand(1) < 0.5:
+    if u[4] < 0.5:
         image, mask = image.flip(-1), mask.flip(-1)
     return image.contiguous(), mask.contiguous()
 
@@ -91,8 +93,10 @@ class SegmentationDataset(Dataset):
                 self._sample(i)
         return self
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key):
+        """key: an index, or (index, augmentation seed) from EpochBatchSampler."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
         image, mask = self._sample(index)
-        if self.augment:
-            image, mask = random_scale_crop(image, mask)
+        if self.augment and seed is not None:
+            image, mask = random_scale_crop(image, mask, torch.Generator().manual_seed(seed))
         return image, mask.long(), index

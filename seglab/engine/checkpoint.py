@@ -8,7 +8,7 @@ optimizer / scheduler states.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import torch
@@ -24,12 +24,15 @@ class CheckpointError(ValueError):
 
 
 def atomic_save(obj, path: Path) -> None:
-    """Write to a temporary file in the same folder, flush to disk, then rename over `path`."""
+    """Write to a temporary file in the same folder, flush to disk, then rename over `path`.
+
+    The temporary file is opened like any other (not with mkstemp, whose 0600 mode would make
+    checkpoints unreadable to the rest of a group), so the umask decides the permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
@@ -62,6 +65,8 @@ def load_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or foreign files
         raise CheckpointError(f"{path}: not a readable seglab checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a seglab checkpoint (holds a {type(ckpt).__name__}, not a dict)")
     missing = [k for k in ("arch", "classes", "preprocess", "model") if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: not a seglab checkpoint (missing {', '.join(missing)})")
@@ -69,6 +74,10 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def model_from_checkpoint(ckpt: dict) -> nn.Module:
-    model = build_model(ckpt["arch"]["name"], ckpt["arch"]["args"])
-    model.load_state_dict(ckpt["model"])
+    try:
+        model = build_model(ckpt["arch"]["name"], ckpt["arch"]["args"])
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, RuntimeError) as e:
+        raise CheckpointError(f"the checkpoint's weights do not fit its architecture {ckpt['arch']} "
+                              f"({str(e)[:300]})") from None
     return model.eval()

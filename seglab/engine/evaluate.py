@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from seglab.data.dataset import SegmentationDataset, load_mask
 from seglab.engine.device import Runtime, normalize
+from seglab.engine.distributed import Group, all_reduce_sum
 from seglab.inference.predictor import labels_at_size
 from seglab.metrics import SegmentationMetrics
 
@@ -15,11 +16,13 @@ RESOLUTIONS = ("original", "train")
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, runtime: Runtime, preprocess: dict,
-             batch: int = 8, loss_fn=None, resolution: str = "train", boundary: bool = False) -> dict:
+             batch: int = 8, loss_fn=None, resolution: str = "train", boundary: bool = False,
+             indices=None, group: Group | None = None) -> dict:
     """Metrics sections (dataset, per_image[, boundary]) plus "loss" when loss_fn is given.
 
     resolution="train" scores the resized masks; "original" resizes each image's logits back to
     its own size before argmax and scores the mask as stored, as `predict` would write it.
+    `indices` restricts the images (a DDP rank's share); with `group`, counts are summed over ranks.
     """
     if resolution not in RESOLUTIONS:
         raise ValueError(f"resolution={resolution!r}: expected one of {', '.join(RESOLUTIONS)}")
@@ -28,7 +31,8 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, runtime: Runt
     was_training = model.training
     model.eval()
     loss_sum, count = 0.0, 0
-    for images, masks, indices in DataLoader(dataset, batch_size=batch, shuffle=False):
+    subset = dataset if indices is None else Subset(dataset, list(indices))
+    for images, masks, index_batch in DataLoader(subset, batch_size=batch, shuffle=False):
         x = normalize(images, preprocess["mean"], preprocess["std"], runtime)
         with runtime.autocast():
             logits = model(x)
@@ -39,10 +43,13 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, runtime: Runt
         if resolution == "train":
             metrics.update(logits.argmax(1).cpu(), masks)
             continue
-        for image_logits, index in zip(logits, indices.tolist()):
+        for image_logits, index in zip(logits, index_batch.tolist()):
             truth = torch.from_numpy(load_mask(dataset.spec, index)).long()
             metrics.update(labels_at_size(image_logits, truth.shape).cpu()[None], truth[None])
     model.train(was_training)
+    if group is not None and group.active:
+        metrics.all_reduce()
+        loss_sum, count = all_reduce_sum([loss_sum, count], group, runtime.device)
     out = metrics.compute()
     out["resolution"] = resolution
     if loss_fn is not None:

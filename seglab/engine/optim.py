@@ -37,9 +37,13 @@ def lr_factor(schedule: str, progress: float) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * t))
     if schedule == "poly":
         return (1.0 - t) ** 0.9
+    if schedule == "onecycle":  # cosine ramp from 1/25 to 1 over the first 30%, cosine anneal to 1e-4
+        if t < 0.3:
+            return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * t / 0.3))
+        return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
     if schedule == "constant":
         return 1.0
-    raise KeyError(f"unknown schedule '{schedule}'. Valid schedules: cosine, poly, constant")
+    raise KeyError(f"unknown schedule '{schedule}'. Valid schedules: cosine, poly, onecycle, constant")
 
 
 class ProgressSchedule:

@@ -50,6 +50,13 @@ class MetricsLog:
         self.path = Path(path)
         self.rows: list[dict] = []
 
+    def rewrite(self, rows: list[dict]) -> None:
+        """Start the file over with `rows` (a resumed run drops rows written after its checkpoint)."""
+        self.rows = []
+        self.path.unlink(missing_ok=True)
+        for row in rows:
+            self.append(row)
+
     def append(self, row: dict) -> None:
         self.rows.append(row)
         new = not self.path.exists()
@@ -68,6 +75,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in rows]
+    rows = [{k: (math.nan if v is None else v) for k, v in r.items()} for r in rows]
     fig, (ax_loss, ax_iou) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], label="train")
     ax_loss.plot(epochs, [r["val_loss"] for r in rows], label="val")

@@ -1,20 +1,30 @@
-"""`seglab train`: build data, model, loss and optimizer from the config, fit, then score best.pt."""
+"""`seglab train`: build data, model, loss and optimizer from the config, fit, then score best.pt.
+
+Single process: `seglab train ...`. Several: `torchrun --nproc_per_node=N -m seglab train ...`
+(`batch` is the global batch, split evenly over the processes; rank 0 writes the run folder).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 import seglab
-from seglab.config import Config, parse_time
+from seglab.config import Config, ConfigError, parse_time
 from seglab.data import SegmentationDataset, open_split
+from seglab.engine import distributed
+from seglab.engine.checkpoint import load_checkpoint
 from seglab.engine.device import Runtime
+from seglab.engine.ema import ModelEMA
 from seglab.engine.evaluate import evaluate, summary
 from seglab.engine.optim import ProgressSchedule, build_optimizer
+from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import new_run_dir, write_config, write_json
-from seglab.engine.trainer import Trainer, fit, seed_everything
+from seglab.engine.sampler import EpochBatchSampler
+from seglab.engine.trainer import FitOptions, Trainer, TrainState, fit
 from seglab.inference.predictor import Predictor
 from seglab.losses import build_loss
 from seglab.metrics import format_class_table
@@ -22,60 +32,133 @@ from seglab.models import build_model, model_arguments
 from seglab.modes.samples import write_samples
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+CACHE_LIMIT_BYTES = 4 << 30
+
+
+def use_cache(cfg: Config, images: int) -> bool:
+    choice = str(cfg.cache).lower()
+    if choice in ("ram", "true"):
+        return True
+    if choice in ("off", "false", "none"):
+        return False
+    if choice != "auto":
+        raise ConfigError(f"cache={cfg.cache!r}: expected auto, ram or off")
+    return images * 4 * cfg.imgsz**2 < CACHE_LIMIT_BYTES
+
+
+def resume_checkpoint(cfg: Config) -> tuple[Config, dict | None, Path | None]:
+    """For resume=..., the checkpoint, its run folder and its config (which replaces `cfg`)."""
+    if not cfg.resume or cfg.resume.lower() in ("false", "no", "0"):
+        return cfg, None, None
+    if cfg.resume.lower() in ("true", "yes", "1"):
+        path = Path(cfg.project) / (cfg.name or "train") / "last.pt"
+    else:
+        path = Path(cfg.resume)
+        path = path / "last.pt" if path.is_dir() else path
+    ckpt = load_checkpoint(path)
+    if "state" not in ckpt or "optimizer" not in ckpt:
+        raise ConfigError(f"{path}: has no training state to resume from (use last.pt)")
+    resumed = dataclasses.replace(Config(), **ckpt["config"])
+    return dataclasses.replace(resumed, resume="", verbose=cfg.verbose), ckpt, path.parent
 
 
 def train(cfg: Config) -> Path:
     """Train per `cfg`; returns the run folder."""
-    seed_everything(cfg.seed)
-    runtime = Runtime.from_config(cfg.device, cfg.precision, cfg.channels_last)
+    cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
+    group, device_name = distributed.init(cfg.device)
+    try:
+        return _train(cfg, ckpt, resumed_dir, group, device_name)
+    finally:
+        distributed.shutdown(group)
+
+
+def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: distributed.Group, device_name: str) -> Path:
+    seed_everything(cfg.seed, cfg.deterministic)
+    runtime = Runtime.from_config(device_name, cfg.precision, cfg.channels_last)
     train_spec, val_spec = open_split(cfg, "train"), open_split(cfg, "val")
     classes = train_spec.classes
-    run_dir = new_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok)
-    write_config(run_dir, cfg.to_dict())
+    run_dir = resumed_dir
+    if run_dir is None:
+        run_dir = distributed.broadcast_object(
+            new_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok) if group.is_main else None, group)
+    if group.is_main:
+        write_config(run_dir, cfg.to_dict())
 
     args = model_arguments(cfg.model, classes.num_classes, cfg.to_dict())
-    model = runtime.prepare_model(build_model(cfg.model, args))
+    model = build_model(cfg.model, args)
+    if cfg.sync_bn and group.active:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = runtime.prepare_model(model)
     norm = getattr(model, "normalization", None) or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     preprocess = {"mean": list(norm["mean"]), "std": list(norm["std"]), "resize": "stretch",
                   "size": [cfg.imgsz, cfg.imgsz]}
     meta = {"arch": {"name": cfg.model, "args": args}, "classes": classes, "preprocess": preprocess,
             "config": cfg.to_dict()}
 
-    train_set = SegmentationDataset(train_spec, cfg.imgsz, augment=cfg.augment, cache=cfg.cache).preload()
-    val_set = SegmentationDataset(val_spec, cfg.imgsz, cache=cfg.cache).preload()
-    loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=True, drop_last=len(train_set) > cfg.batch,
-                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
-                        pin_memory=runtime.device.type == "cuda",
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    cache = use_cache(cfg, len(train_spec.pairs) + len(val_spec.pairs))
+    train_set = SegmentationDataset(train_spec, cfg.imgsz, augment=cfg.augment, cache=cache).preload()
+    val_set = SegmentationDataset(val_spec, cfg.imgsz, cache=cache).preload()
+    sampler = EpochBatchSampler(len(train_set), cfg.batch, cfg.seed, group.rank, group.world_size)
+    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.workers,
+                        persistent_workers=cfg.workers > 0, pin_memory=runtime.device.type == "cuda")
     optimizer = build_optimizer(model, cfg)
+    ema = ModelEMA(model, cfg.ema) if cfg.ema > 0 else None
+    if group.active:
+        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    steps_per_epoch = -(-len(sampler) // max(1, cfg.accumulate))
     trainer = Trainer(
-        model=model,
-        loss_fn=build_loss(cfg.loss, classes.num_classes, classes.ignore_index),
-        optimizer=optimizer,
-        schedule=ProgressSchedule(optimizer, cfg.schedule),
-        runtime=runtime,
-        preprocess=preprocess,
-        warmup_steps=round(cfg.warmup_epochs * len(loader)),
+        model=model, loss_fn=build_loss(cfg.loss, classes.num_classes, classes.ignore_index), optimizer=optimizer,
+        schedule=ProgressSchedule(optimizer, cfg.schedule), runtime=runtime, preprocess=preprocess,
+        total_steps=cfg.epochs * steps_per_epoch, warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
         scaler=torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None,
+        ema=ema, clip_grad=cfg.clip_grad, accumulate=max(1, cfg.accumulate),
     )
-    if cfg.verbose:
+    state = TrainState()
+    if ckpt is not None:
+        trainer.load_resume_state(ckpt)
+        state = TrainState(**ckpt["state"])
+    writer = _tensorboard(run_dir) if group.is_main else None
+    verbose = cfg.verbose and group.is_main
+    if verbose:
+        what = f"resuming {run_dir} at epoch {state.epoch}, batch {state.batch}" if ckpt else f"run folder {run_dir}"
         print(f"seglab {seglab.__version__} train: {cfg.model} {args} on {train_spec.root} "
               f"({len(train_set)} train / {len(val_set)} val images, {classes.num_classes} classes); "
-              f"{runtime.describe()}; run folder {run_dir}", flush=True)
-    history = fit(trainer, loader, val_set, run_dir, meta, cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.verbose)
+              f"{runtime.describe()}; {group.world_size} process(es); cache={'ram' if cache else 'off'}; "
+              f"seed {cfg.seed}{' deterministic' if cfg.deterministic else ''}; {what}", flush=True)
+    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, cfg.save_every, verbose)
+    state = fit(trainer, loader, sampler, val_set, run_dir, meta, state, opts, group, writer)
+    if writer is not None:
+        writer.close()
+    if group.is_main:
+        _final_report(cfg, run_dir, runtime, val_set, trainer.loss_fn, state, verbose)
+    distributed.barrier(group)
+    return run_dir
 
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _final_report(cfg: Config, run_dir: Path, runtime: Runtime, val_set, loss_fn, state: TrainState, verbose: bool) -> None:
+    """Score best.pt on val at the configured resolution; metrics.json, samples/, a summary."""
     predictor = Predictor(run_dir / "best.pt", runtime)
-    result = evaluate(predictor.model, val_set, runtime, preprocess, cfg.batch, trainer.loss_fn,
+    names = val_set.spec.classes.names
+    result = evaluate(predictor.model, val_set, runtime, predictor.preprocess, cfg.batch, loss_fn,
                       resolution=cfg.resolution, boundary=True)
-    final = {"split": "val", **summary(result, classes.names), **history}
+    history = {"epochs": len(state.history), "best_epoch": state.best_epoch, "train_seconds": state.elapsed}
+    final = {"split": "val", **summary(result, names), **history}
     write_json(run_dir / "metrics.json", final)
-    write_samples(predictor, val_spec, run_dir / "samples", cfg.samples)
-    if cfg.verbose:
-        print(f"\nbest.pt (epoch {history['best_epoch']}) on val at {cfg.resolution} resolution:")
-        print(format_class_table(result, classes.names))
+    write_samples(predictor, val_set.spec, run_dir / "samples", cfg.samples)
+    if verbose:
+        print(f"\nbest.pt (epoch {state.best_epoch}) on val at {cfg.resolution} resolution:")
+        print(format_class_table(result, names))
         print(f"pixel accuracy {final['pixel_accuracy']:.4f}  mIoU {final['miou']:.4f}  "
-              f"trained {history['epochs']} epochs in {history['train_seconds'] / 60:.1f} min")
+              f"trained {history['epochs']} epochs in {state.elapsed / 60:.1f} min")
         print(f"run folder: {run_dir.resolve()}\n  weights {run_dir / 'best.pt'}, {run_dir / 'last.pt'}\n"
               f"  metrics {run_dir / 'metrics.csv'}, {run_dir / 'metrics.json'}\n  curves  {run_dir / 'curves.png'}\n"
               f"  samples {run_dir / 'samples'}/")
-    return run_dir
