@@ -30,6 +30,7 @@ class Config:
     width: int = 32
     depth: int = 4
     upsample: str = "transpose"  # transpose | bilinear
+    norm: str = "batch"  # batch | group (normalisation layers of the classic U-Net)
     # training
     imgsz: int = 128
     epochs: int = 30

@@ -87,6 +87,9 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     args = model_arguments(cfg.model, classes.num_classes, cfg.to_dict())
     model = build_model(cfg.model, args)
     if cfg.sync_bn and group.active:
+        if runtime.device.type != "cuda":
+            raise ConfigError("sync_bn=true needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); on CPU use "
+                              "norm=group, or keep BatchNorm with each process normalising its own share")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = runtime.prepare_model(model)
     norm = getattr(model, "normalization", None) or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
