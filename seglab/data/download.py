@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import sys
@@ -24,10 +25,14 @@ def fetch(url: str, dest: Path, timeout: float = 60.0) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
             shutil.copyfileobj(response, out, length=1 << 20)
-    except (urllib.error.URLError, OSError) as e:
+            expected = response.headers.get("Content-Length")
+            if expected is not None and out.tell() != int(expected):
+                raise OSError(f"connection closed after {out.tell()} of {expected} bytes")
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
         part.unlink(missing_ok=True)
         raise DataError(
-            f"could not download {url} ({e}). Without a network, download it by hand and unpack it into {dest.parent}"
+            f"could not download {url} ({e}). Without a network, download it by hand and save it as {dest} "
+            f"(seglab unpacks it from there)"
         ) from None
     os.replace(part, dest)
     return dest
@@ -40,7 +45,7 @@ def extract(archive: Path, into: Path) -> None:
         with zipfile.ZipFile(archive) as z:
             for member in z.namelist():
                 target = (into / member).resolve()
-                if not str(target).startswith(str(into.resolve())):
+                if not target.is_relative_to(into.resolve()):
                     raise DataError(f"{archive}: member {member} would unpack outside {into}")
             z.extractall(into)
         return

@@ -65,7 +65,23 @@ def read_dataset_json(root: Path) -> dict:
     return meta
 
 
+def _check_meta(path: Path, meta: dict) -> None:
+    """Types and ranges of the dataset.json values, so a typo fails here and names the file."""
+    names, colors, ignore = meta.get("classes"), meta.get("colors"), meta.get("ignore_index", 255)
+    if names is not None and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise DataError(f"{path}: \"classes\" must be a non-empty list of class names, got {names!r}")
+    if colors is not None and not (isinstance(colors, list) and all(
+            isinstance(c, list) and len(c) == 3 and all(type(v) is int and 0 <= v <= 255 for v in c) for c in colors)):
+        raise DataError(f"{path}: \"colors\" must be a list of [r, g, b] with values 0-255, got {colors!r}")
+    if type(ignore) is not int:
+        raise DataError(f"{path}: \"ignore_index\" must be an integer, got {ignore!r}")
+    if names is not None and 0 <= ignore < len(names):
+        raise DataError(f"{path}: \"ignore_index\" {ignore} is the id of class '{names[ignore]}'; "
+                        f"use a value outside 0-{len(names) - 1} (255 is usual)")
+
+
 def _class_table(root: Path, meta: dict, pairs: list[tuple[Path, Path]]) -> ClassTable:
+    _check_meta(root / "dataset.json", meta)
     ignore_index = int(meta.get("ignore_index", 255))
     names = meta.get("classes")
     if names is None:
