@@ -15,6 +15,7 @@ Modes
             metrics.json, curves.png, samples/)
   val       score a checkpoint on a dataset split (per-class table + val_<split>.json)
   predict   class-index PNG, colour PNG and overlay for each image of a file, folder or glob
+  models    list every model (parameters, GFLOPs at 256x256) and every encoder
   help      this text
 
 Examples (paste them)
@@ -25,6 +26,7 @@ Examples (paste them)
   seglab val model=runs/pet/best.pt split=test
   seglab val model=runs/pet/best.pt data=path/to/folder split=val resolution=train
   seglab predict model=runs/pet/best.pt source=photos/ out=masks/
+  seglab train model=deeplabv3plus encoder=resnet50 encoder_weights=imagenet output_stride=16
 
 Data layouts: Oxford-IIIT Pet as released (images/, annotations/trimaps/, annotations/*.txt;
 classes=trimap|binary, download=true fetches it), or a folder with images/ and masks/ paired by

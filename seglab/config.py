@@ -31,6 +31,11 @@ class Config:
     depth: int = 4
     upsample: str = "transpose"  # transpose | bilinear
     norm: str = "batch"  # batch | group (normalisation layers of the classic U-Net)
+    encoder: str = ""  # encoder-based models: "" = the model's default; see `seglab models` (timm:NAME for timm)
+    encoder_weights: str = ""  # "" = random init | imagenet (torchvision / timm / pip package) | path to a state dict
+    decoder_channels: typing.Any = None  # None = the model's default; one width (256) or a list ([256, 128, 64, 32, 16])
+    dropout: float = 0.0  # decoders with dropout (pix2pix, fcn*, setr_*, segformer, deeplabv3plus)
+    output_stride: int = 16  # deeplabv3plus: 8 | 16 | 32 (later encoder strides become dilations)
     # training
     imgsz: int = 128
     epochs: int = 30

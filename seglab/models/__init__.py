@@ -2,6 +2,8 @@
 
 `build_model(name, num_classes, **options)` passes each option the constructor accepts and ignores
 the rest, so one config serves every architecture; the checkpoint stores the exact arguments used.
+Encoder-based models (all but the classic `unet`) take `encoder` ("" = the model's default; see
+seglab.encoders.ENCODERS) and `encoder_weights` ("" | imagenet | path), and expose `normalization`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,28 @@ import inspect
 
 from torch import nn
 
+from seglab.models.deeplabv3plus import DeepLabV3Plus
+from seglab.models.fcn import FCN8s, FCN16s, FCN32s
+from seglab.models.pix2pix import Pix2Pix
+from seglab.models.segformer import SegFormer
+from seglab.models.segnet import SegNet
+from seglab.models.setr import SETRMLA, SETRPUP, SETRNaive
 from seglab.models.unet import UNet
+from seglab.models.unet_encoder import UNetEncoder
 
 MODELS: dict[str, type[nn.Module]] = {
     "unet": UNet,
+    "unet_encoder": UNetEncoder,
+    "pix2pix": Pix2Pix,
+    "fcn32s": FCN32s,
+    "fcn16s": FCN16s,
+    "fcn8s": FCN8s,
+    "segnet": SegNet,
+    "setr_naive": SETRNaive,
+    "setr_pup": SETRPUP,
+    "setr_mla": SETRMLA,
+    "segformer": SegFormer,
+    "deeplabv3plus": DeepLabV3Plus,
 }
 
 
@@ -31,5 +51,8 @@ def model_arguments(name: str, num_classes: int, options: dict) -> dict:
     return {"num_classes": num_classes, **args}
 
 
-def build_model(name: str, args: dict) -> nn.Module:
+def build_model(name: str, args: dict, pretrained: bool = True) -> nn.Module:
+    """pretrained=False skips fetching encoder weights (rebuilding a checkpoint that brings its own)."""
+    if not pretrained and "encoder_weights" in args:
+        args = {**args, "encoder_weights": ""}
     return model_class(name)(**args)
