@@ -112,11 +112,24 @@ def _coerce(key: str, value):
         raise ConfigError(f"{key}={value!r}: expected {hint.__name__}") from None
 
 
+# Value ranges, checked when a key is set, so a bad value fails before any data is read or folder made.
+LIMITS = {
+    "imgsz": (lambda v: v >= 1, "must be at least 1"),
+    "batch": (lambda v: v >= 1, "must be at least 1"),
+    "val_fraction": (lambda v: 0 <= v < 1, "must be at least 0 and below 1"),
+}
+
+
 def apply(cfg: Config, values: dict, origin: str) -> Config:
     for key, value in values.items():
         if key not in KEYS:
             raise ConfigError(f"unknown key '{key}' in {origin}.{_suggest(key)}")
-        setattr(cfg, key, _coerce(key, value))
+        value = _coerce(key, value)
+        if key in LIMITS and not LIMITS[key][0](value):
+            raise ConfigError(f"{key}={value!r}: {LIMITS[key][1]}")
+        if key == "time":
+            parse_time(value)
+        setattr(cfg, key, value)
     return cfg
 
 

@@ -33,7 +33,7 @@ def test_bool_spellings(text, expected):
 def test_int_from_integral_float_and_text():
     assert make_config(epochs=4.0).epochs == 4
     assert make_config(epochs="7").epochs == 7
-    assert make_config(val_fraction=1).val_fraction == 1.0
+    assert type(make_config(val_fraction=0).val_fraction) is float
 
 
 @pytest.mark.parametrize("arg, key", [("epochs=2.5", "epochs"), ("epochs=ten", "epochs"), ("lr=fast", "lr"),
@@ -140,3 +140,21 @@ def test_parse_time_empty_is_no_budget():
 def test_parse_time_rejects(text):
     with pytest.raises(ConfigError, match="time="):
         parse_time(text)
+
+
+@pytest.mark.parametrize("arg, message", [("imgsz=0", "imgsz=0: must be at least 1"), ("batch=-2", "batch=-2: must be"),
+                                          ("val_fraction=1", "val_fraction=1.0: must be"),
+                                          ("val_fraction=-0.1", "val_fraction"), ("time=abc", "time='abc'"),
+                                          ("time=-5m", "time='-5m'")])
+def test_out_of_range_values_fail_when_parsed(arg, message):
+    """Checked with the config, before a run folder exists or any data is read."""
+    with pytest.raises(ConfigError, match=message):
+        make_config(parse_overrides([arg]))
+
+
+def test_out_of_range_values_in_yaml(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("batch: 0\n")
+    with pytest.raises(ConfigError, match="batch=0"):
+        make_config(cfg=path)
+    assert make_config(parse_overrides(["val_fraction=0", "time=", "imgsz=1"])).val_fraction == 0.0

@@ -168,6 +168,12 @@ def test_open_split_unknown_layout(tmp_path):
         open_split(make_config(data=str(tmp_path / "nowhere")), "train")
 
 
+def test_forced_folder_format_on_another_layout(make_pet):
+    root = make_pet(["Bengal_1"], ["Bengal_2"])
+    with pytest.raises(DataError, match=r"pet: a folder dataset needs images/ and masks/"):
+        open_split(make_config(data=str(root), dataset="folder"), "train")
+
+
 def test_dataset_items(make_folder):
     root = make_folder(STEMS[:3], num_classes=3, ignore=255)
     spec = load_split(root, "all")
@@ -178,9 +184,18 @@ def test_dataset_items(make_folder):
     assert set(mask.unique().tolist()) <= {0, 1, 2, 255}
     expected_image, expected_mask = load_pair(spec, 2, 16)
     assert torch.equal(image, torch.from_numpy(expected_image)) and torch.equal(mask, torch.from_numpy(expected_mask).long())
-    torch.manual_seed(0)
     augmented = SegmentationDataset(spec, 16, augment=True)
-    for _ in range(5):
-        image, mask, _ = augmented[0]
-        assert image.shape == (3, 16, 16) and mask.shape == (16, 16)
-        assert set(mask.unique().tolist()) <= {0, 1, 2, 255}  # nearest neighbour: no new labels
+    assert torch.equal(augmented[2][0], image)  # without an augmentation seed, the plain sample
+    views = [augmented[(2, seed)] for seed in range(8)]
+    for view_image, view_mask, view_index in views:
+        assert view_index == 2 and view_image.shape == (3, 16, 16) and view_mask.shape == (16, 16)
+        assert set(view_mask.unique().tolist()) <= {0, 1, 2, 255}  # nearest neighbour: no new labels
+    assert any(not torch.equal(v[0], image) for v in views)
+    assert torch.equal(augmented[(2, 5)][0], views[5][0]) and torch.equal(augmented[(2, 5)][1], views[5][1])
+
+
+def test_download_true_leaves_a_folder_dataset_alone(make_folder):
+    """download=true fetches Oxford-IIIT Pet; on a folder dataset it must not try (the guard would refuse)."""
+    root = make_folder(STEMS[:3])
+    spec = open_split(make_config(data=str(root), download=True), "all")
+    assert len(spec.pairs) == 3 and not (root / "downloads").exists()

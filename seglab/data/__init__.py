@@ -39,8 +39,8 @@ def detect_format(root: Path) -> str:
 
 def open_split(cfg, split: str) -> SplitSpec:
     root = resolve_root(cfg.data)
-    if cfg.download:
-        pet.download(root)
+    if cfg.download and cfg.dataset in ("auto", "pet") and not folder.is_folder(root):
+        pet.download(root)  # Oxford-IIIT Pet only: never fetch Pet archives into a folder dataset
     fmt = detect_format(root) if cfg.dataset == "auto" else cfg.dataset
     if fmt not in FORMATS:
         raise KeyError(f"unknown dataset format '{fmt}'. Valid formats: auto, {', '.join(FORMATS)}")

@@ -121,6 +121,8 @@ def _split_stems(root: Path, stems: list[str], split: str, seed: int, val_fracti
 
 def load_split(root: Path, split: str, seed: int = 0, val_fraction: float = 0.2, **_) -> SplitSpec:
     root = Path(root)
+    if not is_folder(root):
+        raise DataError(f"{root}: a folder dataset needs images/ and masks/ in it")
     meta = read_dataset_json(root)
     pairs = pair_files(root)
     by_stem = {image.stem: (image, mask) for image, mask in pairs}
