@@ -23,7 +23,8 @@ from seglab.config import make_config
 from seglab.data import SegmentationDataset, open_split
 from seglab.engine.device import Runtime
 from seglab.engine.optim import ProgressSchedule, build_optimizer
-from seglab.engine.trainer import Clock, Trainer
+from seglab.engine.sampler import EpochBatchSampler
+from seglab.engine.trainer import Trainer, TrainState
 from seglab.losses import build_loss
 from seglab.models import build_model
 
@@ -44,34 +45,36 @@ def make_trainer(width: int, runtime: Runtime, cfg) -> Trainer:
     torch.manual_seed(0)
     model = runtime.prepare_model(build_model("unet", {"num_classes": 3, "width": width}))
     optimizer = build_optimizer(model, cfg)
-    return Trainer(model, build_loss("ce+dice", 3, 255), optimizer, ProgressSchedule(optimizer, "constant"),
-                   runtime, {**NORM, "resize": "stretch", "size": [cfg.imgsz] * 2})
+    return Trainer(model=model, loss_fn=build_loss("ce+dice", 3, 255), optimizer=optimizer,
+                   schedule=ProgressSchedule(optimizer, "constant"), runtime=runtime,
+                   preprocess={**NORM, "resize": "stretch", "size": [cfg.imgsz] * 2})
 
 
 def step_flops(trainer: Trainer, images: torch.Tensor, masks: torch.Tensor) -> float:
     with FlopCounterMode(display=False) as counter:
-        trainer.step(images, masks, Clock(1, None))
+        trainer.step(images, masks, TrainState(), 0.0)
     return counter.get_total_flops()
 
 
 def time_steps(trainer: Trainer, images: torch.Tensor, masks: torch.Tensor, steps: int) -> float:
-    clock = Clock(10**9, None)
-    trainer.step(images, masks, clock)  # warm-up
+    state = TrainState()
+    trainer.step(images, masks, state, 0.0)  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
-        trainer.step(images, masks, clock)
+        trainer.step(images, masks, state, 0.0)
     return images.shape[0] * steps / (time.perf_counter() - start)
 
 
 def loader_speed(cfg, workers: int, batches: int = 30) -> float:
     data = SegmentationDataset(open_split(cfg, "train"), cfg.imgsz, augment=True, cache=True).preload()
-    loader = DataLoader(data, batch_size=cfg.batch, shuffle=True, num_workers=workers, persistent_workers=workers > 0)
-    seen, start, it = 0, time.perf_counter(), iter(loader)
+    sampler = EpochBatchSampler(len(data), cfg.batch, seed=0)
+    loader = DataLoader(data, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
+    seen, epoch, start = 0, 0, time.perf_counter()
     while seen < batches * cfg.batch:
-        try:
-            seen += len(next(it)[0])
-        except StopIteration:
-            it = iter(loader)
+        epoch += 1
+        sampler.set_epoch(epoch)
+        for images, _, _ in loader:
+            seen += len(images)
     return seen / (time.perf_counter() - start)
 
 

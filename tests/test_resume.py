@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-TRAIN = ["epochs=5", "width=4", "depth=2", "imgsz=48", "batch=8", "save_every=1", "samples=0", "workers=0"]
+TRAIN = ["epochs=5", "width=4", "depth=2", "imgsz=48", "batch=8", "save_every=1", "samples=0", "workers=0", "ema=0.9"]
 VOLATILE = {"seconds", "img_per_s"}  # wall-clock columns
 
 

@@ -83,7 +83,7 @@ class Trainer:
             logits = self.model(x)
         loss = self.loss_fn(logits, y)
         if not torch.isfinite(loss):
-            raise TrainingError(f"the loss became {float(loss)} at batch {state.batch + 1}")
+            raise TrainingError(f"the loss became {float(loss.detach())} at batch {state.batch + 1}")
         scaled = loss / self.accumulate
         (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
         if (state.batch + 1) % self.accumulate == 0:
