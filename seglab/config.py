@@ -48,6 +48,7 @@ class Config:
     warmup_epochs: float = 1.0
     schedule: str = "cosine"  # cosine | poly | onecycle | constant (after `warmup_epochs` of linear warmup)
     loss: typing.Any = "ce+dice"  # "ce", "ce+dice" or {"ce": 0.5, "dice": 0.5}
+    class_weights: typing.Any = ""  # loss class weights: "" (none) | median (median frequency of the train masks) | [w0, w1, ...]
     clip_grad: float = 0.0  # max gradient norm; 0 = no clipping
     accumulate: int = 1  # batches per optimizer step (gradient accumulation)
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999); 0 = off

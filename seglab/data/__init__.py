@@ -5,13 +5,14 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from seglab.data import folder, pet
+from seglab.data import camvid, folder, pet
 from seglab.data.dataset import SegmentationDataset, load_image, load_mask, load_pair
 from seglab.data.io import DataError
 from seglab.data.spec import ClassTable, SplitSpec
 
 FORMATS = {
     "pet": (pet.is_pet, pet.load_split),
+    "camvid": (camvid.is_camvid, camvid.load_split),
     "folder": (folder.is_folder, folder.load_split),
 }
 
@@ -32,8 +33,8 @@ def detect_format(root: Path) -> str:
     if not root.exists():
         raise DataError(f"{root}: dataset folder does not exist")
     raise DataError(
-        f"{root}: not a dataset layout seglab knows. Expected images/ + masks/ (folder) or "
-        f"images/ + annotations/trimaps/ (Oxford-IIIT Pet)"
+        f"{root}: not a dataset layout seglab knows. Expected images/ + masks/ (folder), "
+        f"images/ + annotations/trimaps/ (Oxford-IIIT Pet) or train.txt + trainannot/ (CamVid, SegNet layout)"
     )
 
 
@@ -44,7 +45,7 @@ def open_split(cfg, split: str) -> SplitSpec:
     fmt = detect_format(root) if cfg.dataset == "auto" else cfg.dataset
     if fmt not in FORMATS:
         raise KeyError(f"unknown dataset format '{fmt}'. Valid formats: auto, {', '.join(FORMATS)}")
-    spec = FORMATS[fmt][1](root, split, classes=cfg.classes or "trimap", seed=cfg.seed, val_fraction=cfg.val_fraction)
+    spec = FORMATS[fmt][1](root, split, classes=cfg.classes, seed=cfg.seed, val_fraction=cfg.val_fraction)
     if not spec.pairs:
         raise DataError(f"{root}: split '{split}' is empty")
     return spec

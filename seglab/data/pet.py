@@ -24,7 +24,7 @@ VAL_FRACTION = 0.1
 
 def _trimap_classes(classes: str, ignore_index: int) -> tuple[ClassTable, np.ndarray]:
     lut = np.full(256, -1, dtype=np.int16)
-    if classes == "trimap":
+    if classes in ("", "trimap"):
         table = ClassTable(["pet", "background", "border"], [(220, 60, 60), (40, 40, 40), (250, 220, 60)], ignore_index)
         lut[[1, 2, 3]] = [0, 1, 2]
     elif classes == "binary":

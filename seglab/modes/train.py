@@ -26,7 +26,7 @@ from seglab.engine.run_folder import new_run_dir, write_config, write_json
 from seglab.engine.sampler import EpochBatchSampler
 from seglab.engine.trainer import FitOptions, Trainer, TrainState, fit
 from seglab.inference.predictor import Predictor
-from seglab.losses import build_loss
+from seglab.losses import build_loss, median_frequency_weights
 from seglab.metrics import format_class_table
 from seglab.models import build_model, model_arguments
 from seglab.modes.samples import write_samples
@@ -44,6 +44,19 @@ def use_cache(cfg: Config, images: int) -> bool:
     if choice != "auto":
         raise ConfigError(f"cache={cfg.cache!r}: expected auto, ram or off")
     return images * 4 * cfg.imgsz**2 < CACHE_LIMIT_BYTES
+
+
+def loss_class_weights(cfg: Config, train_set: SegmentationDataset) -> list[float] | None:
+    """None, the weights listed in the config, or median-frequency weights of the training masks."""
+    weights, classes = cfg.class_weights, train_set.spec.classes
+    if weights in (None, "", "none"):
+        return None
+    if weights == "median":
+        masks = (train_set[i][1] for i in range(len(train_set)))
+        return median_frequency_weights(masks, classes.num_classes, classes.ignore_index)
+    if not isinstance(weights, (list, tuple)) or len(weights) != classes.num_classes:
+        raise ConfigError(f"class_weights={weights!r}: expected 'median' or a list of {classes.num_classes} numbers")
+    return [float(w) for w in weights]
 
 
 def resume_checkpoint(cfg: Config) -> tuple[Config, dict | None, Path | None]:
@@ -111,7 +124,8 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     steps_per_epoch = -(-len(sampler) // max(1, cfg.accumulate))
     trainer = Trainer(
-        model=model, loss_fn=build_loss(cfg.loss, classes.num_classes, classes.ignore_index), optimizer=optimizer,
+        model=model, optimizer=optimizer,
+        loss_fn=build_loss(cfg.loss, classes.num_classes, classes.ignore_index, loss_class_weights(cfg, train_set)),
         schedule=ProgressSchedule(optimizer, cfg.schedule), runtime=runtime, preprocess=preprocess,
         total_steps=cfg.epochs * steps_per_epoch, warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
         scaler=torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None,
