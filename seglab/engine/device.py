@@ -23,7 +23,7 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name}: CUDA is not available on this machine; use device=cpu or auto")
+        raise ValueError(f"device={name}: CUDA is not available on this machine; use device=cpu or auto")
     return device
 
 

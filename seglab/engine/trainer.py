@@ -139,7 +139,7 @@ class FitOptions:
 
 def _save(trainer: Trainer, run_dir: Path, name: str, state: TrainState, meta: dict, group: Group) -> None:
     if group.is_main:
-        ckpt = make_checkpoint(trainer.eval_model, epoch=state.epoch, metrics=state.history[-1] if state.history else {},
+        ckpt = make_checkpoint(trainer.eval_model, epoch=len(state.history), metrics=state.history[-1] if state.history else {},
                                state=dataclasses.asdict(state), **trainer.resume_state(), **meta)
         atomic_save(ckpt, run_dir / name)
 

@@ -24,7 +24,7 @@ from seglab.engine.optim import ProgressSchedule, build_optimizer
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import new_run_dir, write_config, write_json
 from seglab.engine.sampler import EpochBatchSampler
-from seglab.engine.trainer import FitOptions, Trainer, TrainState, fit
+from seglab.engine.trainer import SELECTION_METRICS, FitOptions, Trainer, TrainState, fit
 from seglab.inference.predictor import Predictor
 from seglab.losses import build_loss, median_frequency_weights
 from seglab.metrics import format_class_table
@@ -90,13 +90,6 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     runtime = Runtime.from_config(device_name, cfg.precision, cfg.channels_last)
     train_spec, val_spec = open_split(cfg, "train"), open_split(cfg, "val")
     classes = train_spec.classes
-    run_dir = resumed_dir
-    if run_dir is None:
-        run_dir = distributed.broadcast_object(
-            new_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok) if group.is_main else None, group)
-    if group.is_main:
-        write_config(run_dir, cfg.to_dict())
-
     args = model_arguments(cfg.model, classes.num_classes, cfg.to_dict())
     model = build_model(cfg.model, args)
     if cfg.sync_bn and group.active:
@@ -131,6 +124,16 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
         scaler=torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None,
         ema=ema, clip_grad=cfg.clip_grad, accumulate=max(1, cfg.accumulate),
     )
+    if cfg.metric not in SELECTION_METRICS:
+        raise ConfigError(f"metric={cfg.metric!r}: expected one of {', '.join(SELECTION_METRICS)}")
+    # everything is built and checked: only now make the run folder
+    run_dir = resumed_dir
+    if run_dir is None:
+        run_dir = distributed.broadcast_object(
+            new_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok) if group.is_main else None, group)
+    if group.is_main:
+        write_config(run_dir, cfg.to_dict())
+
     state = TrainState()
     if ckpt is not None:
         trainer.load_resume_state(ckpt)
