@@ -54,9 +54,13 @@ class TimmEncoder(Encoder):
         hub = getattr(cfg, "hf_hub_id", None) if cfg else None
         where = (f"https://huggingface.co/{hub}/resolve/main/model.safetensors" if hub
                  else getattr(cfg, "url", None) or "timm's model hub")
+        try:
+            from huggingface_hub.constants import HF_HUB_CACHE as cache
+        except ImportError:
+            cache = Path.home() / ".cache" / "huggingface" / "hub"
         return (f"could not get timm's pretrained weights for {name} ({type(error).__name__}: {str(error)[:200]}). "
                 f"Offline? Download {where} and pass encoder_weights=/path/to/that/file, or fill the Hugging Face "
-                f"cache ({Path.home() / '.cache' / 'huggingface' / 'hub'}) on a machine with a network")
+                f"cache ({cache}) on a machine with a network")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.model(x)
