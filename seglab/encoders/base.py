@@ -13,6 +13,7 @@ Decoders use only these facts, never the encoder's name.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -39,11 +40,15 @@ class Encoder(nn.Module):
         return max(self.reductions)
 
     def set_output_stride(self, output_stride: int) -> None:
-        """Keep the resolution at 1/output_stride from there on: later strides become dilations."""
+        """Keep the resolution at 1/output_stride from there on: later strides become dilations.
+
+        An encoder that cannot be dilated warns and keeps its strides; `reductions` says what it does."""
         if output_stride >= max(self.reductions):
             return
         if not self.dilatable:
-            raise ValueError(f"{type(self).__name__} cannot be dilated; use output_stride={max(self.reductions)}")
+            warnings.warn(f"{type(self).__name__} cannot be dilated: it keeps output stride {max(self.reductions)} "
+                          f"(asked for {output_stride})", stacklevel=2)
+            return
         taps = [i for i, r in enumerate(self.reductions) if r <= output_stride]
         if not taps:
             raise ValueError(f"output_stride={output_stride} is below the encoder's first reduction {self.reductions[0]}")

@@ -66,5 +66,4 @@ class TimmEncoder(Encoder):
         return self.model(x)
 
     def set_output_stride(self, output_stride: int) -> None:
-        if output_stride < max(self.reductions):
-            raise ValueError("timm encoders take output_stride when built (build_encoder(..., output_stride=))")
+        """timm dilates when the model is built (build_encoder(..., output_stride=)); nothing to do later."""

@@ -1,8 +1,9 @@
 """DeepLabV3+ (Chen et al. 2018): dilated encoder, ASPP, and a decoder with a low-level skip.
 
-The encoder keeps 1/`output_stride` resolution (16 by default; later strides become dilations).
-ASPP on its deepest feature: a 1x1 conv, three 3x3 convs with atrous rates 6, 12, 18 (doubled at
-output stride 8) and image-level pooling, each with BN + ReLU, concatenated and projected by a 1x1
+The encoder keeps 1/`output_stride` resolution (16 by default; later strides become dilations;
+an encoder that cannot be dilated, e.g. VGG or MiT, warns and keeps its own stride).
+ASPP on its deepest feature: a 1x1 conv, three 3x3 convs with atrous rates 6, 12, 18 (at output
+stride 16; doubled at 8, halved at 32) and image-level pooling (its BN needs batches of 2+ in training), each with BN + ReLU, concatenated and projected by a 1x1
 conv to `decoder_channels` (256) with dropout. Decoder: the ASPP output upsampled to the low-level
 feature (the first at 1/4 or coarser), concatenated with that feature reduced to 48 channels by a
 1x1 conv, two 3x3 convs, a 1x1 classifier and bilinear upsampling to the input.
@@ -50,7 +51,7 @@ class DeepLabV3Plus(SegmentationModel):
         enc = self.make_encoder(encoder, in_channels, encoder_weights, output_stride)
         width = single_width(decoder_channels, 256)
         self.low = next((i for i, r in enumerate(enc.reductions) if r >= 4), 0)
-        rates = tuple(r * 16 // output_stride for r in (6, 12, 18))
+        rates = tuple(r * 16 // enc.reductions[-1] for r in (6, 12, 18))  # the stride it really has
         self.aspp = ASPP(enc.out_channels[-1], width, rates, dropout)
         self.reduce_low = conv_bn_relu(enc.out_channels[self.low], 48, kernel=1)
         self.fuse = nn.Sequential(conv_bn_relu(width + 48, width), conv_bn_relu(width, width))
