@@ -41,7 +41,7 @@ def build_encoder(name: str, in_channels: int = 3, weights: str | None = "", out
         return TimmEncoder(name[len(TIMM_PREFIX):], in_channels, weights, output_stride)
     spec = encoder_spec(name)
     encoder = spec.build()
-    encoder.normalization = dict(spec.normalization)
+    encoder.normalization = {key: list(values) for key, values in spec.normalization.items()}
     if weights:
         load_weights(encoder, spec, weights, name)
     set_in_channels(encoder, in_channels)

@@ -28,6 +28,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int] 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")  # F.pad's reversed pads
         torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset,
                           input_names=["images"], output_names=["logits"],
                           dynamic_axes={"images": axes, "logits": axes}, do_constant_folding=True)

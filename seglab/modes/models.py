@@ -32,7 +32,9 @@ def measure(name: str, options: dict) -> dict:
             model(x)
     except (KeyError, ValueError, RuntimeError, NotImplementedError) as e:
         return {"error": str(e.args[0] if e.args else e)[:120]}
-    encoder = args.get("encoder") or getattr(type(model), "default_encoder", "-") if hasattr(model, "encoder") else "-"
+    encoder = "-"
+    if hasattr(model, "encoder"):
+        encoder = args.get("encoder") or type(model).default_encoder
     return {"params": sum(p.numel() for p in model.parameters()) / 1e6,
             "gflops": counter.get_total_flops() / 1e9, "encoder": encoder}
 
