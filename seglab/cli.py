@@ -14,7 +14,9 @@ Modes
   train     train a model; writes runs/<name>/ (config.yaml, best.pt, last.pt, metrics.csv,
             metrics.json, curves.png, samples/)
   val       score a checkpoint on a dataset split (per-class table + val_<split>.json)
-  predict   class-index PNG, colour PNG and overlay for each image of a file, folder or glob
+  predict   class-index PNG, colour PNG and overlay per image of a file, folder, glob or video (tiling, TTA)
+  export    a checkpoint as ONNX (dynamic batch/height/width; classes and normalisation as metadata)
+  benchmark inference latency p50/p90 and throughput on PyTorch eager / fast / compiled and onnxruntime
   models    list every model (parameters, GFLOPs at 256x256) and every encoder
   help      this text
 
@@ -26,6 +28,8 @@ Examples (paste them)
   seglab val model=runs/pet/best.pt split=test
   seglab val model=runs/pet/best.pt data=path/to/folder split=val resolution=train
   seglab predict model=runs/pet/best.pt source=photos/ out=masks/
+  seglab export model=runs/pet/best.pt format=onnx   # writes runs/pet/best.onnx
+  seglab benchmark model=unet width=16 imgsz=256 batch=8
   seglab train model=deeplabv3plus encoder=resnet50 encoder_weights=imagenet output_stride=16
 
 Data layouts: Oxford-IIIT Pet as released (images/, annotations/trimaps/, annotations/*.txt;

@@ -76,6 +76,22 @@ class Config:
     source: str = ""  # predict: file, folder or glob
     out: str = ""  # predict: output folder (default <run folder of the model>/predict)
     verbose: bool = True
+    # inference
+    mode: str = "auto"  # predict: auto (stretch; tile when the image's longer side > auto_tile x the training size) | stretch | tile
+    auto_tile: float = 8.0  # predict, mode=auto: tile images whose longer side exceeds this many training sizes
+    tile: int = 0  # predict, tiling: tile size in pixels; 0 = the training size
+    overlap: float = 0.25  # predict, tiling: fraction of a tile shared with its neighbour
+    blend: str = "gaussian"  # predict, tiling: gaussian | constant weights for overlapping tiles
+    tta: bool = False  # predict: mean probabilities over horizontal flip x `scales`
+    scales: typing.Any = None  # predict, tta: image scales; None = [0.75, 1.0, 1.25]
+    save_probs: bool = False  # predict: also <name>_probs.npy, softmax probabilities float16 [C, H, W]
+    save_frames: bool = False  # predict on videos: also per-frame class-index PNGs in <name>_frames/
+    compile: bool = False  # predict / benchmark: torch.compile with inductor freezing (compiles on first use)
+    threads: int = 0  # predict / benchmark: CPU threads for torch and onnxruntime; 0 = torch's default
+    format: str = "onnx"  # export: onnx
+    opset: int = 17  # export: ONNX opset version
+    backends: str = "eager,channels_last,fast,compile,onnxruntime"  # benchmark: which backends to time
+    repeats: int = 10  # benchmark: timed runs per backend and batch size (interleaved)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

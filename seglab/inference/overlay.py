@@ -14,12 +14,21 @@ def colorize(labels: np.ndarray, colors: list, ignore_index: int = 255) -> np.nd
     return palette[labels]
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, colors: list, ignore_index: int = 255, alpha: float = 0.5) -> np.ndarray:
-    """Blend the colour mask over the image [H, W, 3]; ignored pixels show the image unchanged."""
-    colour = colorize(labels, colors, ignore_index).astype(np.float32)
-    blend = image.astype(np.float32) * (1 - alpha) + colour * alpha
-    blend[labels == ignore_index] = image[labels == ignore_index]
-    return blend.round().clip(0, 255).astype(np.uint8)
+def overlay(image: np.ndarray, labels: np.ndarray, colors: list, ignore_index: int = 255, alpha: float = 0.5,
+            rows_per_chunk: int = 512) -> np.ndarray:
+    """Blend the colour mask over the image [H, W, 3]; ignored pixels show the image unchanged.
+
+    Computed `rows_per_chunk` rows at a time, so a very large image needs little float scratch memory."""
+    out = np.empty_like(image, dtype=np.uint8)
+    for top in range(0, image.shape[0], rows_per_chunk):
+        rows = slice(top, top + rows_per_chunk)
+        part, ids = image[rows], labels[rows]
+        colour = colorize(ids, colors, ignore_index).astype(np.float32)
+        blend = part.astype(np.float32) * (1 - alpha) + colour * alpha
+        ignored = ids == ignore_index
+        blend[ignored] = part[ignored]
+        out[rows] = blend.round().clip(0, 255).astype(np.uint8)
+    return out
 
 
 def side_by_side(*panels: np.ndarray, gap: int = 4) -> np.ndarray:

@@ -1,69 +1,106 @@
-"""`seglab predict`: class-index PNG, colour PNG and overlay per input image, at the image's own size."""
+"""`seglab predict`: class-index PNG, colour PNG and overlay per image (and optionally probabilities),
+at each image's own size; videos frame by frame. A file that cannot be used is reported and skipped.
+
+Images that are stretched to the training size go through the model in batches of `batch`; tiled
+images are predicted one at a time, their tiles in batches (see seglab/inference/predictor.py).
+"""
 
 from __future__ import annotations
 
-import glob
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from seglab.config import Config
-from seglab.data.io import IMAGE_SUFFIXES, DataError, read_image
+from seglab.data.io import DataError, read_image
 from seglab.engine.device import Runtime
-from seglab.inference.overlay import colorize, overlay
-from seglab.inference.predictor import Predictor
+from seglab.inference.outputs import NAMES, flush_probs, probs_file, write_masks
+from seglab.inference.predictor import InferenceOptions, Job, Predictor
+from seglab.inference.sources import expand_source
+from seglab.inference.video import predict_video
 
 
-def expand_source(source: str) -> list[Path]:
-    """A file, a folder (its images, sorted) or a glob pattern -> image paths."""
-    if not source:
-        raise ValueError("predict needs source=FILE|FOLDER|GLOB")
-    path = Path(source).expanduser()
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    elif path.is_file():
-        files = [path]
-    else:
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
-    if not files:
-        raise FileNotFoundError(f"source={source}: no image files found")
-    return files
+class _Run:
+    """Pending stretch-mode jobs, the output folder and the error list of one `predict` call."""
 
+    def __init__(self, predictor: Predictor, out: Path, save_probs: bool):
+        self.predictor, self.out, self.save_probs = predictor, out, save_probs
+        self.pending: list[Job] = []
+        self.done = 0
+        self.failed: list[str] = []
 
-def _write(out: Path, path: Path, labels: np.ndarray, predictor: Predictor) -> None:
-    classes = predictor.classes
-    Image.fromarray(labels).save(out / f"{path.stem}.png")
-    Image.fromarray(colorize(labels, classes.colors, classes.ignore_index)).save(out / f"{path.stem}_color.png")
-    image = np.asarray(read_image(path))
-    Image.fromarray(overlay(image, labels, classes.colors, classes.ignore_index)).save(out / f"{path.stem}_overlay.png")
+    def fail(self, message: str) -> None:
+        self.failed.append(message)
+        print(f"skipped: {message}", file=sys.stderr)
+
+    def add(self, path: Path) -> None:
+        try:
+            image = np.asarray(read_image(path))
+            mode = self.predictor.mode_for(*image.shape[:2])
+        except DataError as e:
+            return self.fail(str(e) if str(e).startswith(str(path)) else f"{path}: {e}")
+        probs = probs_file(self.out, path.stem, self.predictor.num_classes, *image.shape[:2]) if self.save_probs else None
+        job = Job(image, path, probs)
+        if mode == "tile":
+            self._finish([job])
+        else:
+            self.pending.append(job)
+            if len(self.pending) >= self.predictor.options.batch:
+                self.flush()
+
+    def flush(self) -> None:
+        jobs, self.pending = self.pending, []
+        if jobs:
+            self._finish(jobs)
+
+    def _finish(self, jobs: list[Job]) -> None:
+        try:
+            results = self.predictor.run(jobs)
+        except DataError as e:  # find the bad file(s); the rest still gets predicted
+            if len(jobs) > 1:
+                for job in jobs:
+                    self._finish([job])
+                return
+            if jobs[0].probs_out is not None:
+                Path(jobs[0].probs_out.filename).unlink(missing_ok=True)
+            return self.fail(f"{jobs[0].source}: {e}")
+        for job, labels in zip(jobs, results):
+            write_masks(self.out, job.source.stem, job.image, labels, self.predictor.classes)
+            flush_probs(job.probs_out)
+            self.done += 1
 
 
 def predict(cfg: Config) -> Path:
     runtime = Runtime.from_config(cfg.device, cfg.precision, cfg.channels_last)
-    predictor = Predictor(cfg.model, runtime)
-    files = expand_source(cfg.source)
+    predictor = Predictor(cfg.model, runtime, InferenceOptions.from_config(cfg), compile=cfg.compile,
+                          threads=cfg.threads)
+    sources = expand_source(cfg.source)
     out = Path(cfg.out) if cfg.out else Path(cfg.model).parent / "predict"
     out.mkdir(parents=True, exist_ok=True)
-    failed = []
-    for start in range(0, len(files), cfg.batch):
-        chunk = files[start:start + cfg.batch]
+    run = _Run(predictor, out, cfg.save_probs)
+    start = time.perf_counter()
+    for message in sources.skipped:
+        run.fail(message)
+    for path in sources.images:
+        run.add(path)
+    run.flush()
+    frames = 0
+    for path in sources.videos:
         try:
-            results = list(zip(chunk, predictor.predict_files(chunk)))
-        except DataError:  # find the bad file(s); the rest of the batch still gets predicted
-            results = []
-            for path in chunk:
-                try:
-                    results.append((path, predictor.predict_files([path])[0]))
-                except DataError as e:
-                    failed.append(str(e))
-                    print(f"skipped: {e}", file=sys.stderr)
-        for path, labels in results:
-            _write(out, path, labels, predictor)
+            frames += predict_video(predictor, path, out, cfg.save_frames, cfg.save_probs)
+            run.done += 1
+        except DataError as e:
+            run.fail(str(e) if str(e).startswith(str(path)) else f"{path}: {e}")
     if cfg.verbose:
-        print(f"predicted {len(files) - len(failed)} of {len(files)} images -> {out.resolve()}"
-              f" (<name>.png class ids, <name>_color.png, <name>_overlay.png)")
-    if failed:
-        (out / "errors.txt").write_text("\n".join(failed) + "\n")
+        what = f"images and videos ({frames} frames)" if sources.videos else "images"
+        print(f"{predictor.describe()}\npredicted {run.done} of {len(sources)} {what} in "
+              f"{time.perf_counter() - start:.1f} s -> {out.resolve()}\n  ({NAMES}"
+              f"{', <name>_probs.npy float16 [C,H,W]' if cfg.save_probs else ''}"
+              f"{', <name>_overlay.mp4 per video' if sources.videos else ''})")
+    if run.failed:
+        (out / "errors.txt").write_text("\n".join(run.failed) + "\n")
+        if cfg.verbose:
+            print(f"{len(run.failed)} inputs skipped, listed in {out / 'errors.txt'}")
     return out

@@ -1,0 +1,93 @@
+"""A checkpoint as a self-describing ONNX file, checked against PyTorch after export.
+
+`seglab/export/onnx.py` writes the graph (dynamic batch, height and width). This adds what
+`seglab predict model=x.onnx` needs as metadata_props (JSON values): `classes` (names, colours,
+ignore index), `preprocess` (mean, std in 0-1 units, resize policy, training size), `class_names`,
+`normalization`, `arch`, `seglab_version`, the input contract in words, and `input_multiple` /
+`pad_mode`: graphs that only run at multiples of some size (their padding was fixed when traced)
+get their input padded by the ONNX backend, as the PyTorch model pads itself. Those two are found
+by running the graph: the smallest multiple whose outputs match PyTorch, and the padding (reflect
+or replicate) that reproduces PyTorch at an odd size.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import seglab
+from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from seglab.export import export_onnx
+from seglab.inference.backends import OnnxBackend, pad_to_multiple
+
+INPUT = "images: float32 [N, 3, H, W], RGB scaled to 0-1, then (x - mean) / std; output logits [N, C, H, W]"
+TOLERANCE = 1e-3  # max |logit difference| accepted as "the same graph" while probing
+
+
+def export_checkpoint(checkpoint: str | Path, path: str | Path | None = None, opset: int = 17) -> tuple[Path, dict]:
+    """Write `checkpoint` as ONNX (default: next to it, .onnx); returns (path, report of the checks)."""
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt).float().eval()
+    size = int(ckpt["preprocess"]["size"][0])
+    path = Path(path) if path else Path(checkpoint).with_suffix(".onnx")
+    classes = ckpt["classes"]
+    metadata = {"seglab_version": seglab.__version__, "arch": ckpt["arch"], "classes": classes,
+                "preprocess": ckpt["preprocess"], "class_names": classes["names"],
+                "normalization": {"mean": ckpt["preprocess"]["mean"], "std": ckpt["preprocess"]["std"]},
+                "input": INPUT}
+    export_onnx(model, path, input_size=(size, size), opset=opset, metadata=metadata)
+    rule, report = probe_input_rule(model, path, size)
+    add_metadata(path, rule)
+    return path, {**report, **rule, "export_size": size}
+
+
+@torch.no_grad()
+def _max_diff(model, backend: OnnxBackend, height: int, width: int, seed: int = 0) -> float:
+    x = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(seed))
+    try:
+        got = backend(x)
+    except Exception:  # onnxruntime refuses shapes its fixed padding cannot take
+        return float("inf")
+    want = model(x)
+    return float((got - want).abs().max()) if got.shape == want.shape else float("inf")
+
+
+def probe_input_rule(model: torch.nn.Module, path: Path, size: int) -> tuple[dict, dict]:
+    """({input_multiple, pad_mode}, {size: max |logit difference| vs PyTorch}) for an exported file."""
+    backend = OnnxBackend(path, metadata={}, quiet=True)
+    odd = (size + 1, size + 3)
+    report = {f"{size}x{size}": _max_diff(model, backend, size, size)}
+    diff = _max_diff(model, backend, *odd)
+    rule = {"input_multiple": 1, "pad_mode": "replicate"}
+    if diff > TOLERANCE:
+        for multiple in (2, 4, 8, 16, 32, 64, 128):
+            h, w = multiple * (size // multiple + 1), multiple * (size // multiple + 2)
+            if _max_diff(model, backend, h, w) <= TOLERANCE:
+                rule["input_multiple"] = multiple
+                break
+        if rule["input_multiple"] > 1:
+            tries = {}
+            for mode in ("reflect", "replicate"):
+                backend.multiple, backend.pad_mode = rule["input_multiple"], mode
+                tries[mode] = _max_diff(model, backend, *odd)
+            rule["pad_mode"] = min(tries, key=tries.get)
+            diff = tries[rule["pad_mode"]]
+    report[f"{odd[0]}x{odd[1]}"] = diff
+    return rule, {"max_abs_diff": report}
+
+
+def add_metadata(path: Path, values: dict) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in values.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+    onnx.save(proto, str(path))
+
+
+def labels_agree(a: np.ndarray, b: np.ndarray) -> float:
+    return float((np.asarray(a) == np.asarray(b)).mean())

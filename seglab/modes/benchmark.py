@@ -1,0 +1,68 @@
+"""`seglab benchmark model=NAME|CHECKPOINT.pt|FILE.onnx imgsz=256 batch=8`: inference latency and throughput.
+
+Times batch 1 and batch `batch` on each of `backends` (seglab/inference/benchmark.py), prints a
+Markdown table and writes <out or project/benchmark>/benchmark_<model>_<imgsz>.json. An architecture
+name builds that model with the config's model arguments (width=, depth=, encoder=, ...), random
+weights and 3 classes; a checkpoint brings its own.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from seglab.config import Config
+from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from seglab.engine.run_folder import write_json
+from seglab.inference.benchmark import make_candidates, machine, measure, parse_backends, summarize, table
+from seglab.models import build_model, model_arguments
+
+NUM_CLASSES = 3
+
+
+def _model(cfg: Config) -> tuple[torch.nn.Module | None, dict]:
+    path = Path(cfg.model)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: ONNX file not found")
+        return None, {"model": str(path)}
+    if path.suffix.lower() == ".pt":
+        ckpt = load_checkpoint(path)
+        return model_from_checkpoint(ckpt), {"model": str(path), "arch": ckpt["arch"]}
+    args = model_arguments(cfg.model, NUM_CLASSES, {**cfg.to_dict(), "encoder_weights": ""})
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, args, pretrained=False).eval()
+    return model, {"model": cfg.model, "arch": {"name": cfg.model, "args": args}}
+
+
+def benchmark(cfg: Config) -> dict:
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    names = parse_backends(cfg.backends)
+    model, about = _model(cfg)
+    if model is None:
+        names = [n for n in names if n == "onnxruntime"] or ["onnxruntime"]
+    if model is not None:
+        about["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
+    batches = sorted({1, cfg.batch})
+    say = print if cfg.verbose else (lambda *_: None)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(cfg.model) if model is None else None
+        candidates = make_candidates(model, names, cfg.imgsz, cfg.device, cfg.threads, onnx_path, Path(tmp))
+        say(f"benchmark {about['model']} at {cfg.imgsz}x{cfg.imgsz}, batches {batches}, {cfg.repeats} interleaved "
+            f"rounds, {torch.get_num_threads()} threads")
+        measure(candidates, batches, cfg.imgsz, cfg.repeats, cfg.seed, progress=say)
+    rows = summarize(candidates, batches)
+    result = {**about, "imgsz": cfg.imgsz, "batches": batches, "repeats": cfg.repeats, "machine": machine(),
+              "results": rows, "seconds": time.perf_counter() - start}
+    out = Path(cfg.out) if cfg.out else Path(cfg.project) / "benchmark"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"benchmark_{Path(str(about['model'])).stem}_{cfg.imgsz}.json"
+    write_json(path, result)
+    say(table(rows))
+    say(f"written: {path}")
+    return result

@@ -1,0 +1,141 @@
+"""`seglab predict` end to end: outputs per image, batching, modes, TTA, probabilities, bad inputs."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seglab.cli import main
+from seglab.data.io import read_image
+from seglab.inference import predictor as predictor_module
+from seglab.inference.predictor import InferenceOptions, Job, Predictor
+from test_inference_common import save_image, smooth_image, tiny_checkpoint
+
+SIZES = [(40, 30), (64, 64), (23, 57), (300, 90)]  # (width, height); 300 > 8 x 32: tiled under mode=auto
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    return tiny_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    for i, (w, h) in enumerate(SIZES):
+        save_image(root / f"img{i}.png", smooth_image(w, h, seed=i))
+    save_image(root / "photo.jpg", smooth_image(50, 40, seed=9))
+    return root
+
+
+def run_predict(checkpoint, source, out, *args):
+    assert main(["predict", f"model={checkpoint}", f"source={source}", f"out={out}", "verbose=false", *args]) == 0
+    return out
+
+
+def labels(out, stem):
+    return np.asarray(Image.open(out / f"{stem}.png"))
+
+
+def test_every_output_at_the_image_size(checkpoint, folder, tmp_path):
+    out = run_predict(checkpoint, folder, tmp_path, "save_probs=true", "batch=3")
+    for i, (w, h) in enumerate(SIZES):
+        ids = Image.open(out / f"img{i}.png")
+        assert ids.mode == "L" and ids.size == (w, h)
+        assert set(np.unique(np.asarray(ids))) <= {0, 1, 2}
+        for suffix in ("_color", "_overlay"):
+            image = Image.open(out / f"img{i}{suffix}.png")
+            assert image.mode == "RGB" and image.size == (w, h)
+        probs = np.load(out / f"img{i}_probs.npy")
+        assert probs.dtype == np.float16 and probs.shape == (3, h, w)
+        assert np.allclose(probs.astype(np.float32).sum(0), 1, atol=5e-3)
+        assert (probs.argmax(0) == np.asarray(ids)).mean() > 0.99  # float16 rounding can flip near-ties
+    assert (out / "photo.png").exists() and not (out / "errors.txt").exists()
+
+
+def test_batch_size_does_not_change_the_labels(checkpoint, folder, tmp_path):
+    one = run_predict(checkpoint, folder, tmp_path / "b1", "batch=1")
+    four = run_predict(checkpoint, folder, tmp_path / "b4", "batch=4")
+    for i in range(len(SIZES)):
+        assert (labels(one, f"img{i}") == labels(four, f"img{i}")).mean() > 0.999
+
+
+def test_stretch_matches_the_training_pipeline(checkpoint, folder):
+    """mode=stretch: the image decoded and stretched as in training, logits resized back, argmax."""
+    from seglab.data.dataset import load_image
+    from seglab.inference.predictor import labels_at_size
+
+    predictor = Predictor(checkpoint, options=InferenceOptions(mode="stretch"))
+    path = folder / "photo.jpg"
+    got = predictor.predict_files([path])[0]
+    x = torch.from_numpy(load_image(path, predictor.size))[None]
+    want = labels_at_size(predictor.logits(x)[0], got.shape).numpy()
+    assert np.array_equal(got, want)
+
+
+def test_auto_tiles_only_much_larger_images(checkpoint):
+    predictor = Predictor(checkpoint)
+    assert predictor.mode_for(256, 256) == "stretch" and predictor.mode_for(90, 257) == "tile"
+    tiled = Predictor(checkpoint, options=InferenceOptions(mode="tile", tile=32, overlap=0.5, blend="constant"))
+    image = smooth_image(100, 70)
+    job = Job(image)
+    ids = tiled.run([job])[0]
+    assert ids.shape == (70, 100) and job.stats.tiles == 4 * 6  # stride 16: rows 0 13 25 38, columns 0 14 .. 68
+    probs = np.zeros((3, 70, 100), dtype=np.float32)
+    assert np.array_equal(tiled.run([Job(image, probs_out=probs)])[0], ids)
+    assert np.allclose(probs.sum(0), 1, atol=1e-5)
+
+
+def test_tta_runs_flips_and_scales_and_gives_probabilities(checkpoint, folder, tmp_path):
+    out = run_predict(checkpoint, folder, tmp_path, "tta=true", "scales=[0.75,1,1.25]", "save_probs=true")
+    probs = np.load(out / "img1_probs.npy").astype(np.float32)
+    assert np.allclose(probs.sum(0), 1, atol=5e-3)
+    plain = Predictor(checkpoint)
+    flip_only = Predictor(checkpoint, options=InferenceOptions(tta=True, scales=[1]))
+    x = torch.from_numpy(smooth_image(32, 32).transpose(2, 0, 1).copy())[None]
+    want = (plain.logits(x).softmax(1) + plain.logits(x.flip(-1)).flip(-1).softmax(1)) / 2
+    assert torch.allclose(flip_only.probs(x), want, atol=1e-5)
+
+
+def test_bad_files_are_reported_and_the_rest_is_predicted(checkpoint, tmp_path, capsys):
+    source = tmp_path / "mixed"
+    save_image(source / "good.png", smooth_image(40, 30))
+    (source / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (source / "empty.png").write_bytes(b"")
+    (source / "notes.txt").write_text("not an image")
+    save_image(source / "also_good.png", smooth_image(20, 50, seed=3))
+    out = tmp_path / "out"
+    assert main(["predict", f"model={checkpoint}", f"source={source}", f"out={out}", "batch=8"]) == 0
+    assert (out / "good.png").exists() and (out / "also_good.png").exists()
+    errors = (out / "errors.txt").read_text()
+    assert "broken.jpg" in errors and "empty.png: file is empty" in errors
+    assert "notes.txt: unsupported format '.txt'" in errors
+    captured = capsys.readouterr()
+    assert "predicted 2 of 5 images" in captured.out and "skipped:" in captured.err
+
+
+def test_an_image_too_large_for_stretch_is_skipped_with_advice(checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(predictor_module, "STRETCH_MAX_PIXELS", 5000)
+    source = tmp_path / "src"
+    save_image(source / "big.png", smooth_image(100, 80))
+    save_image(source / "small.png", smooth_image(30, 20))
+    out = tmp_path / "out"
+    assert main(["predict", f"model={checkpoint}", f"source={source}", f"out={out}", "mode=stretch"]) == 0
+    assert (out / "small.png").exists() and not (out / "big.png").exists()
+    assert "big.png: 100x80 image (0 MP) is too large for mode=stretch" in (out / "errors.txt").read_text()
+    assert main(["predict", f"model={checkpoint}", f"source={source / 'big.png'}", f"out={out}", "mode=tile",
+                 "verbose=false"]) == 0
+    assert Image.open(out / "big.png").size == (100, 80)
+
+
+def test_glob_source_and_single_file(checkpoint, folder, tmp_path):
+    out = run_predict(checkpoint, f"{folder}/img*.png", tmp_path / "glob")
+    assert sorted(p.name for p in out.glob("img?.png")) == [f"img{i}.png" for i in range(len(SIZES))]
+    single = run_predict(checkpoint, folder / "photo.jpg", tmp_path / "one")
+    assert Image.open(single / "photo.png").size == read_image(folder / "photo.jpg").size
+
+
+@pytest.mark.parametrize("args,message", [(["mode=crop"], "mode='crop'"), (["blend=max"], "blend='max'"),
+                                          (["overlap=1.5"], "overlap=1.5"), (["scales=[0]"], "scales")])
+def test_bad_settings_fail_before_any_work(checkpoint, folder, tmp_path, args, message, capsys):
+    assert main(["predict", f"model={checkpoint}", f"source={folder}", f"out={tmp_path}", *args]) == 1
+    assert message in capsys.readouterr().err
