@@ -18,6 +18,7 @@ Modes
   export    a checkpoint as ONNX (dynamic batch/height/width; classes and normalisation as metadata)
   benchmark inference latency p50/p90 and throughput on PyTorch eager / fast / compiled and onnxruntime
   models    list every model (parameters, GFLOPs at 256x256) and every encoder
+  verify    check every image/mask pair of every split of a dataset; report sizes and class shares
   help      this text
 
 Examples (paste them)
@@ -28,6 +29,7 @@ Examples (paste them)
   seglab val model=runs/pet/best.pt split=test
   seglab val model=runs/pet/best.pt data=path/to/folder split=val resolution=train
   seglab predict model=runs/pet/best.pt source=photos/ out=masks/
+  seglab verify data=../shared/data/camvid           # exit code 1 if any pair is unusable
   seglab export model=runs/pet/best.pt format=onnx   # writes runs/pet/best.onnx
   seglab benchmark model=unet width=16 imgsz=256 batch=8
   seglab train model=deeplabv3plus encoder=resnet50 encoder_weights=imagenet output_stride=16
@@ -64,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = make_config(parse_overrides(args))
-        modes[mode](cfg)
+        result = modes[mode](cfg)
     except (ConfigError, DataError, CheckpointError, TrainingError, KeyError, ValueError, FileNotFoundError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"seglab {mode}: {message}", file=sys.stderr)
         return 1
-    return 0
+    return result if type(result) is int else 0

@@ -1,19 +1,28 @@
-"""Dataset formats: name -> (layout check, split loader). `open_split` picks the format and the split."""
+"""Dataset formats: name -> (layout check, split loader, splits to verify). `open_split` picks the format and the split."""
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Callable, NamedTuple
 
-from seglab.data import camvid, folder, pet
-from seglab.data.dataset import SegmentationDataset, load_image, load_mask, load_pair
+from seglab.data import camvid, folder, pet, voc
+from seglab.data.dataset import SegmentationDataset, load_image, load_mask, load_pair, write_skipped
 from seglab.data.io import DataError
 from seglab.data.spec import ClassTable, SplitSpec
 
+
+class Format(NamedTuple):
+    matches: Callable[[Path], bool]  # does this folder hold the layout?
+    load_split: Callable[..., SplitSpec]  # (root, split, **options) -> SplitSpec
+    splits: Callable[[Path], list[str]]  # the splits `seglab verify` checks
+
+
 FORMATS = {
-    "pet": (pet.is_pet, pet.load_split),
-    "camvid": (camvid.is_camvid, camvid.load_split),
-    "folder": (folder.is_folder, folder.load_split),
+    "pet": Format(pet.is_pet, pet.load_split, pet.splits),
+    "camvid": Format(camvid.is_camvid, camvid.load_split, camvid.splits),
+    "voc": Format(voc.is_voc, voc.load_split, voc.splits),
+    "folder": Format(folder.is_folder, folder.load_split, folder.splits),
 }
 
 
@@ -27,29 +36,39 @@ def resolve_root(data: str) -> Path:
 
 
 def detect_format(root: Path) -> str:
-    for name, (matches, _) in FORMATS.items():
-        if matches(root):
+    for name, fmt in FORMATS.items():
+        if fmt.matches(root):
             return name
     if not root.exists():
         raise DataError(f"{root}: dataset folder does not exist")
     raise DataError(
         f"{root}: not a dataset layout seglab knows. Expected images/ + masks/ (folder), "
-        f"images/ + annotations/trimaps/ (Oxford-IIIT Pet) or train.txt + trainannot/ (CamVid, SegNet layout)"
+        f"images/ + annotations/trimaps/ (Oxford-IIIT Pet), train.txt + trainannot/ (CamVid, SegNet layout) "
+        f"or JPEGImages/ + SegmentationClass/ (Pascal VOC 2012, also in VOC2012/ or VOCdevkit/VOC2012/)"
     )
 
 
-def open_split(cfg, split: str) -> SplitSpec:
+def dataset_format(cfg) -> tuple[Path, str]:
+    """The dataset root and its format name (downloading Oxford-IIIT Pet first with download=true)."""
     root = resolve_root(cfg.data)
     if cfg.download and cfg.dataset in ("auto", "pet") and not folder.is_folder(root):
         pet.download(root)  # Oxford-IIIT Pet only: never fetch Pet archives into a folder dataset
     fmt = detect_format(root) if cfg.dataset == "auto" else cfg.dataset
     if fmt not in FORMATS:
         raise KeyError(f"unknown dataset format '{fmt}'. Valid formats: auto, {', '.join(FORMATS)}")
-    spec = FORMATS[fmt][1](root, split, classes=cfg.classes, seed=cfg.seed, val_fraction=cfg.val_fraction)
+    return root, fmt
+
+
+def open_split(cfg, split: str) -> SplitSpec:
+    root, fmt = dataset_format(cfg)
+    spec = FORMATS[fmt].load_split(root, split, classes=cfg.classes, seed=cfg.seed, val_fraction=cfg.val_fraction,
+                                   skip_bad=getattr(cfg, "skip_bad", False),
+                                   voc_aug=getattr(cfg, "voc_aug", False))
     if not spec.pairs:
         raise DataError(f"{root}: split '{split}' is empty")
     return spec
 
 
-__all__ = ["FORMATS", "ClassTable", "DataError", "SegmentationDataset", "SplitSpec", "load_image", "load_mask", "load_pair", "open_split",
-           "resolve_root", "sample_root"]
+__all__ = ["FORMATS", "ClassTable", "DataError", "Format", "SegmentationDataset", "SplitSpec", "dataset_format",
+           "detect_format", "load_image", "load_mask", "load_pair", "open_split", "resolve_root", "sample_root",
+           "write_skipped"]

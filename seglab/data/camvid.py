@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from seglab.data.io import DataError
-from seglab.data.spec import ClassTable, SplitSpec
+from seglab.data.spec import ClassTable, SplitSpec, keep_going
 
 NAMES = ["sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car", "pedestrian",
          "bicyclist"]
@@ -29,7 +29,12 @@ def is_camvid(root: Path) -> bool:
     return (root / "train.txt").is_file() and (root / "trainannot").is_dir()
 
 
-def _pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
+def splits(root: Path) -> list[str]:
+    """The splits `seglab verify` checks: those with a list file."""
+    return [s for s in ("train", "val", "test") if (root / f"{s}.txt").is_file()]
+
+
+def _pairs(root: Path, split: str, skip_bad: bool = False, skipped: list | None = None) -> list[tuple[Path, Path]]:
     listing = root / f"{split}.txt"
     if not listing.is_file():
         raise DataError(f"{listing}: split list not found (CamVid SegNet layout: train.txt, val.txt, test.txt)")
@@ -41,23 +46,24 @@ def _pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
         if len(parts) != 2:
             raise DataError(f"{listing}:{number}: expected 'image_path label_path', got {line!r}")
         image, mask = (root / p.removeprefix(PREFIX).lstrip("/") for p in parts)
-        for path in (image, mask):
-            if not path.is_file():
-                raise DataError(f"{path}: listed in {listing.name} line {number} but missing")
+        missing = [path for path in (image, mask) if not path.is_file()]
+        if missing:
+            keep_going(skip_bad, skipped, missing[0], f"listed in {listing.name} line {number} but missing")
+            continue
         pairs.append((image, mask))
     return pairs
 
 
-def load_split(root: Path, split: str, ignore_index: int = 255, **_) -> SplitSpec:
-    root = Path(root)
+def load_split(root: Path, split: str, ignore_index: int = 255, skip_bad: bool = False, **_) -> SplitSpec:
+    root, skipped = Path(root), []
     if split == "trainval":
-        pairs = _pairs(root, "train") + _pairs(root, "val")
+        pairs = _pairs(root, "train", skip_bad, skipped) + _pairs(root, "val", skip_bad, skipped)
     elif split in ("train", "val", "test"):
-        pairs = _pairs(root, split)
+        pairs = _pairs(root, split, skip_bad, skipped)
     else:
         raise ValueError(f"split={split!r}: CamVid has splits train, val, test, trainval")
     lut = np.full(256, -1, dtype=np.int16)
     lut[: len(NAMES)] = np.arange(len(NAMES))
     lut[UNLABELLED] = ignore_index
     lut[ignore_index] = ignore_index
-    return SplitSpec(split, pairs, ClassTable(list(NAMES), list(COLORS), ignore_index), lut, root)
+    return SplitSpec(split, pairs, ClassTable(list(NAMES), list(COLORS), ignore_index), lut, root, skipped=skipped)

@@ -3,18 +3,23 @@
 Items are (image uint8 [3, S, S], mask int64 [S, S], index). Normalisation happens on the device in
 the training step, so samples stay small (uint8) in RAM and in worker queues. Resize policy:
 "stretch" to S x S (bilinear for images, nearest for masks); predictions are resized back to each
-image's own size.
+image's own size. With skip_bad=True, `preload` decodes every pair once and leaves out the ones that
+fail, listing them in `skipped` as (file, reason).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from seglab.data.io import DataError, image_size, map_labels, read_image, read_mask
+from seglab.data.augment import augment_pair, build_augment, preset_name
+from seglab.data.io import DataError, exif_orientation, image_size, map_labels, read_image, read_mask
 from seglab.data.spec import SplitSpec
 
 
@@ -31,11 +36,14 @@ def load_image(path, size: int | None) -> np.ndarray:
 def load_mask(spec: SplitSpec, index: int) -> np.ndarray:
     """Class ids of pair `index` at its image's own size (uint8 [H, W]); checks values and size."""
     image_path, mask_path = spec.pairs[index]
-    labels = map_labels(read_mask(mask_path), spec.lut, mask_path, spec.classes.ignore_index)
+    labels = map_labels(read_mask(mask_path, spec.mask_colors), spec.lut, mask_path, spec.classes.ignore_index)
     width, height = image_size(image_path)
     if labels.shape != (height, width):
+        orientation = exif_orientation(image_path)
+        note = (f" as displayed (its EXIF orientation {orientation} turns the stored {height}x{width}; the mask "
+                f"must match the image as displayed)") if orientation in (5, 6, 7, 8) else ""
         raise DataError(f"{mask_path}: mask is {labels.shape[1]}x{labels.shape[0]} but its image "
-                        f"{image_path.name} is {width}x{height}")
+                        f"{image_path.name} is {width}x{height}{note}")
     return labels
 
 
@@ -48,30 +56,16 @@ def load_pair(spec: SplitSpec, index: int, size: int | None) -> tuple[np.ndarray
     return image, labels
 
 
-def random_scale_crop(image: torch.Tensor, mask: torch.Tensor, generator: torch.Generator,
-                      min_scale: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random crop (area fraction in [min_scale, 1], aspect in [3/4, 4/3]) resized back, and a random flip."""
-    _, h, w = image.shape
-    u = torch.rand(5, generator=generator).tolist()
-    area = min_scale + (1.0 - min_scale) * u[0]
-    aspect = float(np.exp(np.log(3 / 4) + (np.log(4 / 3) - np.log(3 / 4)) * u[1]))
-    ch = min(h, max(1, round(h * (area / aspect) ** 0.5)))
-    cw = min(w, max(1, round(w * (area * aspect) ** 0.5)))
-    y = min(h - ch, int(u[2] * (h - ch + 1)))
-    x = min(w - cw, int(u[3] * (w - cw + 1)))
-    image, mask = image[:, y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw]
-    if (ch, cw) != (h, w):
-        image = F.interpolate(image[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
-        image = image.round_().clamp_(0, 255).to(torch.uint8)
-        mask = F.interpolate(mask[None, None].float(), size=(h, w), mode="nearest")[0, 0].to(mask.dtype)
-    if u[4] < 0.5:
-        image, mask = image.flip(-1), mask.flip(-1)
-    return image.contiguous(), mask.contiguous()
-
-
 class SegmentationDataset(Dataset):
-    def __init__(self, spec: SplitSpec, size: int, augment: bool = False, cache: bool = True):
-        self.spec, self.size, self.augment, self.cache = spec, size, augment, cache
+    """augment: a preset name of seglab.data.augment (none | light | strong), or True (light) / False (none)."""
+
+    def __init__(self, spec: SplitSpec, size: int, augment: bool | str = False, cache: bool = True,
+                 skip_bad: bool = False):
+        self.spec, self.size, self.cache, self.skip_bad = spec, size, cache, skip_bad
+        self.preset = preset_name(augment)
+        self.transform = build_augment(self.preset, size, spec.classes.ignore_index)
+        self.augment = self.transform is not None
+        self.skipped: list[tuple[Path, str]] = list(spec.skipped)
         self._cached: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(spec.pairs)
 
     def __len__(self) -> int:
@@ -87,16 +81,50 @@ class SegmentationDataset(Dataset):
         return item
 
     def preload(self) -> "SegmentationDataset":
-        """Decode everything now (before DataLoader workers fork, so they share the cache)."""
-        if self.cache:
+        """Decode everything now (before DataLoader workers fork, so they share the cache).
+
+        With skip_bad, also without the cache: every pair is decoded once and the bad ones are left out."""
+        if self.skip_bad:
+            self._leave_out_bad_pairs()
+        elif self.cache:
             for i in range(len(self)):
                 self._sample(i)
         return self
+
+    def _leave_out_bad_pairs(self) -> None:
+        good, bad = [], []
+        for index, (image, mask) in enumerate(self.spec.pairs):
+            try:
+                self._sample(index)
+                good.append(index)
+            except DataError as e:
+                message = str(e)
+                path = mask if message.startswith(f"{mask}: ") else image
+                bad.append((path, message.removeprefix(f"{path}: ")))
+        if bad and not good:
+            raise DataError(f"{self.spec.root}: every pair of split '{self.spec.name}' is bad ({len(bad)}); "
+                            f"the first: {bad[0][0]}: {bad[0][1]}")
+        if bad:
+            print(f"skip_bad: left out {len(bad)} bad pair(s) of split '{self.spec.name}', "
+                  f"e.g. {bad[0][0]}: {bad[0][1]}", file=sys.stderr)
+        self.skipped += bad
+        self.spec = dataclasses.replace(self.spec, pairs=[self.spec.pairs[i] for i in good], skipped=self.skipped)
+        self._cached = [self._cached[i] for i in good]
 
     def __getitem__(self, key):
         """key: an index, or (index, augmentation seed) from EpochBatchSampler."""
         index, seed = key if isinstance(key, tuple) else (key, None)
         image, mask = self._sample(index)
-        if self.augment and seed is not None:
-            image, mask = random_scale_crop(image, mask, torch.Generator().manual_seed(seed))
+        if self.transform is not None and seed is not None:
+            image, mask = augment_pair(self.transform, image, mask, seed)
         return image, mask.long(), index
+
+
+def write_skipped(run_dir: Path, *datasets: SegmentationDataset) -> Path | None:
+    """<run_dir>/skipped.txt: one "file<TAB>reason" line per pair left out by skip_bad (None if nothing was)."""
+    lines = {f"{path}\t{reason}": None for dataset in datasets for path, reason in dataset.skipped}
+    if not lines:
+        return None
+    path = Path(run_dir) / "skipped.txt"
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from seglab.data.io import DataError
-from seglab.data.spec import ClassTable, SplitSpec
+from seglab.data.spec import ClassTable, SplitSpec, keep_going
 
 OFFICIAL_ARCHIVES = [
     "https://thor.robots.ox.ac.uk/datasets/pets/images.tar.gz",
@@ -39,6 +39,11 @@ def is_pet(root: Path) -> bool:
     return (root / "annotations" / "trimaps").is_dir() and (root / "images").is_dir()
 
 
+def splits(root: Path) -> list[str]:
+    """The splits `seglab verify` checks: the official lists."""
+    return ["trainval", "test"]
+
+
 def _read_list(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"{path}: split list not found (expected the official Oxford-IIIT Pet layout)")
@@ -51,7 +56,7 @@ def _read_list(path: Path) -> list[str]:
 
 
 def load_split(root: Path, split: str, classes: str = "trimap", seed: int = 0, ignore_index: int = 255,
-               **_) -> SplitSpec:
+               skip_bad: bool = False, **_) -> SplitSpec:
     root = Path(root)
     ann = root / "annotations"
     if split in ("trainval", "test"):
@@ -65,16 +70,17 @@ def load_split(root: Path, split: str, classes: str = "trimap", seed: int = 0, i
         names = [n for n in names if (n in held_out) == (split == "val")]
     else:
         raise ValueError(f"split={split!r}: Oxford-IIIT Pet has splits train, val, trainval, test")
-    pairs = []
+    pairs, skipped = [], []
     for name in names:
         image, mask = root / "images" / f"{name}.jpg", ann / "trimaps" / f"{name}.png"
         if not image.is_file():
-            raise DataError(f"{image}: listed in {split} but missing")
-        if not mask.is_file():
-            raise DataError(f"{mask}: trimap for {name} is missing")
-        pairs.append((image, mask))
+            keep_going(skip_bad, skipped, image, f"listed in {split} but missing")
+        elif not mask.is_file():
+            keep_going(skip_bad, skipped, mask, f"trimap for {name} is missing")
+        else:
+            pairs.append((image, mask))
     table, lut = _trimap_classes(classes, ignore_index)
-    return SplitSpec(split, pairs, table, lut, root)
+    return SplitSpec(split, pairs, table, lut, root, skipped=skipped)
 
 
 def download(root: Path, urls: list[str] | None = None) -> Path:

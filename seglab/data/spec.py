@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seglab.data.io import DataError
+
 
 @dataclass
 class ClassTable:
@@ -35,6 +37,15 @@ class SplitSpec:
     classes: ClassTable
     lut: np.ndarray  # int16[256]: raw mask value -> class id, ignore_index, or -1 (invalid)
     root: Path = field(default_factory=Path)
+    mask_colors: dict | None = None  # colour masks (RGB): {(r, g, b): raw value}; None = masks hold values
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # skip_bad=true: (file, reason) left out
+
+
+def keep_going(skip_bad: bool, skipped: list, path: Path, reason: str) -> None:
+    """A bad file: raise a DataError naming it, or (skip_bad) note it in `skipped` and carry on."""
+    if not skip_bad:
+        raise DataError(f"{path}: {reason}")
+    skipped.append((Path(path), reason))
 
 
 def default_colors(n: int) -> list[tuple[int, int, int]]:

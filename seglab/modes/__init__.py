@@ -6,6 +6,7 @@ from seglab.modes.models import models
 from seglab.modes.predict import predict
 from seglab.modes.train import train
 from seglab.modes.val import val
+from seglab.modes.verify import verify
 
 MODES = {"train": train, "val": val, "predict": predict, "models": models,
-         "export": export, "benchmark": benchmark}
+         "export": export, "benchmark": benchmark, "verify": verify}

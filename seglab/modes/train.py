@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 import seglab
 from seglab.config import Config, ConfigError, parse_time
-from seglab.data import SegmentationDataset, open_split
+from seglab.data import SegmentationDataset, open_split, write_skipped
 from seglab.engine import distributed
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.engine.device import Runtime
@@ -105,8 +105,9 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
             "config": cfg.to_dict()}
 
     cache = use_cache(cfg, len(train_spec.pairs) + len(val_spec.pairs))
-    train_set = SegmentationDataset(train_spec, cfg.imgsz, augment=cfg.augment, cache=cache).preload()
-    val_set = SegmentationDataset(val_spec, cfg.imgsz, cache=cache).preload()
+    augment = cfg.augment_preset if cfg.augment else "none"
+    train_set = SegmentationDataset(train_spec, cfg.imgsz, augment=augment, cache=cache, skip_bad=cfg.skip_bad).preload()
+    val_set = SegmentationDataset(val_spec, cfg.imgsz, cache=cache, skip_bad=cfg.skip_bad).preload()
     sampler = EpochBatchSampler(len(train_set), cfg.batch, cfg.seed, group.rank, group.world_size)
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.workers,
                         persistent_workers=cfg.workers > 0, pin_memory=runtime.device.type == "cuda")
@@ -133,6 +134,7 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
             new_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok) if group.is_main else None, group)
     if group.is_main:
         write_config(run_dir, cfg.to_dict())
+        write_skipped(run_dir, train_set, val_set)  # skip_bad=true: <run>/skipped.txt lists the pairs left out
 
     state = TrainState()
     if ckpt is not None:

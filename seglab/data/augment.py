@@ -1,0 +1,76 @@
+"""Paired image + mask augmentation on torchvision.transforms.v2, a pure function of a per-sample seed.
+
+Presets (`augment_preset=`; `augment=false` means none):
+  none    the sample as decoded (stretched to the training size)
+  light   random resized crop (area 50-100%, aspect 3/4-4/3) back to the training size, horizontal flip
+  strong  random resized crop (area 25-100%), horizontal flip, then with probability 1/2 a random
+          affine (rotation +-15 degrees, zoom out to 75%; the uncovered border is 0 in the image and the
+          ignore index in the mask), colour jitter (brightness, contrast, saturation 0.3; no hue: it
+          costs more than everything else together)
+Masks are `tv_tensors.Mask`, so every geometric step uses nearest neighbour for them and no new
+label values appear. The eval preset is the plain decode + stretch to the training size (no
+augmentation); validation and prediction see exactly those pixels.
+
+Determinism: the pipeline draws from torch's global CPU generator, so `augment_pair` forks that
+generator's state, seeds it with the sample's seed, runs the pipeline and restores the state. The
+result depends only on (sample, seed, preset): not on worker processes, ranks or where a run resumed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+
+def _none(size: int, ignore_index: int):
+    return None
+
+
+def _light(size: int, ignore_index: int) -> v2.Transform:
+    return v2.Compose([
+        v2.RandomResizedCrop((size, size), scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+        v2.RandomHorizontalFlip(),
+    ])
+
+
+def _strong(size: int, ignore_index: int) -> v2.Transform:
+    fill = {tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}
+    return v2.Compose([
+        v2.RandomResizedCrop((size, size), scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.RandomAffine(degrees=15, scale=(0.75, 1.0), fill=fill)], p=0.5),
+        v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
+    ])
+
+
+PRESETS = {"none": _none, "light": _light, "strong": _strong}
+
+
+def preset_name(augment) -> str:
+    """`augment` as given to SegmentationDataset: a preset name, or True (light) / False (none)."""
+    if augment is True:
+        return "light"
+    if augment is False or augment is None:
+        return "none"
+    name = str(augment).lower()
+    if name not in PRESETS:
+        raise KeyError(f"unknown augmentation preset '{augment}'. Valid presets: {', '.join(PRESETS)}")
+    return name
+
+
+def build_augment(augment, size: int, ignore_index: int = 255) -> v2.Transform | None:
+    """The training pipeline for a preset name (or True / False); None when it does nothing."""
+    return PRESETS[preset_name(augment)](size, ignore_index)
+
+
+def augment_pair(transform: v2.Transform, image: torch.Tensor, mask: torch.Tensor,
+                 seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """image uint8 [3, H, W], mask uint8 [H, W] -> augmented pair; same seed, same result.
+
+    The global CPU generator is seeded inside a fork and restored afterwards, so callers' random
+    streams are untouched (CUDA generators are neither read nor changed)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(int(seed))
+        out_image, out_mask = transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
+    return out_image.as_subclass(torch.Tensor).contiguous(), out_mask.as_subclass(torch.Tensor).contiguous()
