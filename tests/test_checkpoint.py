@@ -153,3 +153,19 @@ def test_weights_that_do_not_fit_the_architecture(tmp_path):
     ckpt["arch"] = {"name": "unet", "args": {**ARCH["args"], "width": 8}}
     with pytest.raises(CheckpointError, match="do not fit"):
         model_from_checkpoint(ckpt)
+
+
+def test_reloading_a_pretrained_model_uses_the_checkpoint_not_the_weights_source(tmp_path):
+    """A model trained from encoder_weights=PATH reloads after PATH is gone (and offline for imagenet)."""
+    source = build_model("unet_encoder", {"num_classes": 3, "encoder": "resnet18"})
+    weights_file = tmp_path / "encoder.pt"
+    torch.save(source.encoder.state_dict(), weights_file)
+    args = {"num_classes": 3, "encoder": "resnet18", "encoder_weights": str(weights_file)}
+    model = build_model("unet_encoder", args)
+    ckpt = make_checkpoint(model, {"name": "unet_encoder", "args": args}, ClassTable(["a", "b", "c"], [(0, 0, 0)] * 3),
+                           {"mean": [0.5] * 3, "std": [0.5] * 3, "resize": "stretch", "size": [64, 64]}, {}, 1, {})
+    atomic_save(ckpt, tmp_path / "best.pt")
+    weights_file.unlink()
+    rebuilt = model_from_checkpoint(load_checkpoint(tmp_path / "best.pt"))
+    for key, value in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value), key

@@ -132,8 +132,6 @@ def test_onnx_export_matches_torch(name, tmp_path):
         assert np.abs(got - expected).max() <= 1e-4 * scale, (name, shape)
 
 
-@pytest.mark.xfail(strict=True, reason="seglab/models/unet.py pads inside `if pad_h or pad_w`, which tracing "
-                   "fixes at the export size; padding unconditionally would make odd sizes export")
 def test_onnx_classic_unet_odd_size(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     from seglab.export import export_onnx

@@ -75,7 +75,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def model_from_checkpoint(ckpt: dict) -> nn.Module:
     try:
-        model = build_model(ckpt["arch"]["name"], ckpt["arch"]["args"])
+        model = build_model(ckpt["arch"]["name"], ckpt["arch"]["args"], pretrained=False)  # weights come from ckpt
         model.load_state_dict(ckpt["model"])
     except (TypeError, RuntimeError) as e:
         raise CheckpointError(f"the checkpoint's weights do not fit its architecture {ckpt['arch']} "

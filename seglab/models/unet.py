@@ -3,7 +3,7 @@
 DoubleConv (3x3 conv, BN, ReLU, twice) at every level, 2x2 max pooling down, ConvTranspose2d 2x2 up
 (or bilinear upsampling + 1x1 conv), skips concatenated, a 1x1 head. Width 64 and depth 4 give the
 paper's ~31M-parameter network. Any input size works: the input is padded to a multiple of 2**depth
-and the logits are cropped back.
+and the logits are cropped back (edge pixels replicated).
 """
 
 from __future__ import annotations
@@ -74,9 +74,8 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         multiple = 2**self.depth
-        pad_h, pad_w = -height % multiple, -width % multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > max(pad_h, pad_w) else "replicate")
+        # pad unconditionally (a zero pad is cheap) so traced/exported graphs keep the size arithmetic
+        x = F.pad(x, (0, -width % multiple, 0, -height % multiple), mode="replicate")
         skips = [self.stem(x)]
         for down in self.down:
             skips.append(down(F.max_pool2d(skips[-1], 2)))
