@@ -109,12 +109,14 @@ def read_mat_mask(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: file does not exist")
     try:
-        content = loadmat(str(path), squeeze_me=True, struct_as_record=False)
+        content = loadmat(str(path), squeeze_me=False, struct_as_record=False)
     except PermissionError:
         raise DataError(f"{path}: cannot read the file (permission denied)") from None
     except Exception as e:  # scipy raises ValueError, TypeError, OSError... for damaged files
         raise DataError(f"{path}: not a readable MATLAB .mat file ({type(e).__name__}: {e})") from None
-    segmentation = getattr(content.get("GTcls"), "Segmentation", None)
+    gtcls = content.get("GTcls")
+    gtcls = gtcls.flat[0] if isinstance(gtcls, np.ndarray) and gtcls.size == 1 else gtcls
+    segmentation = getattr(gtcls, "Segmentation", None)
     if not isinstance(segmentation, np.ndarray) or segmentation.ndim != 2:
         raise DataError(f"{path}: has no 2-D GTcls.Segmentation (expected SBD's cls/*.mat)")
     if segmentation.size and (segmentation.min() < 0 or segmentation.max() > 255):
