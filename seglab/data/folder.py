@@ -13,6 +13,7 @@ Hidden files (.DS_Store, ._x.png) and files that are not images are ignored.
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
 from pathlib import Path
@@ -39,7 +40,9 @@ def _by_stem(folder: Path, skip_bad: bool, skipped: list) -> tuple[dict[str, Pat
     found: dict[str, Path] = {}
     clashes: set[str] = set()
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if not path.is_file() and not path.is_symlink():  # a folder named x.png; broken links are reported
             continue
         if path.stem in found:
             reason = f"two files share the stem '{path.stem}' ({found[path.stem].name}, {path.name})"
@@ -82,9 +85,11 @@ def read_dataset_json(root: Path) -> dict:
         raise DataError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(meta, dict):
         raise DataError(f"{path}: must hold a JSON object")
-    unknown = set(meta) - DATASET_JSON_KEYS
+    unknown = sorted(set(meta) - DATASET_JSON_KEYS)
     if unknown:
-        raise DataError(f"{path}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(DATASET_JSON_KEYS)}")
+        close = difflib.get_close_matches(unknown[0], sorted(DATASET_JSON_KEYS), n=1, cutoff=0.6)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise DataError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(DATASET_JSON_KEYS)}.{hint}")
     return meta
 
 
@@ -216,6 +221,10 @@ def load_split(root: Path, split: str, seed: int = 0, val_fraction: float = 0.2,
     by_stem = {image.stem: (image, mask) for image, mask in pairs}
     left_out = {Path(p).stem for p, _ in skipped}
     stems = _split_stems(root, sorted(by_stem), split, seed, val_fraction, left_out, skip_bad, skipped)
+    listed = root / "splits" / f"{split}.txt"
+    if listed.is_file():  # a split list: only its own stems' problems (and the list's) belong to this split
+        wanted = {s.strip() for s in listed.read_text(encoding="utf-8").splitlines()}
+        skipped = [(path, reason) for path, reason in skipped if path.stem in wanted or path == listed]
     table, mask_colors = _class_table(root, meta, pairs, skip_bad)
     return SplitSpec(split, [by_stem[s] for s in stems], table, identity_lut(table.num_classes, table.ignore_index),
                      root, mask_colors=mask_colors, skipped=skipped)

@@ -20,6 +20,13 @@ class DataError(ValueError):
     """A dataset file that cannot be used; the message names the file and the problem."""
 
 
+def _peek(path: Path) -> Image.Image:
+    """Image.open for reading the header only; size limits are checked (and reported) by `_open`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
 def _too_large(image: Image.Image) -> bool:
     limit = Image.MAX_IMAGE_PIXELS
     return bool(limit) and image.size[0] * image.size[1] > limit
@@ -70,7 +77,7 @@ def read_image(path: Path, draft_size: int | None = None) -> Image.Image:
     path = Path(path)
     if draft_size:
         try:
-            with Image.open(path) as probe:
+            with _peek(path) as probe:
                 if probe.format == "JPEG" and not _too_large(probe):
                     probe.draft("RGB", (draft_size, draft_size))
                     probe.load()
@@ -82,7 +89,7 @@ def read_image(path: Path, draft_size: int | None = None) -> Image.Image:
 
 def exif_orientation(path: Path) -> int:
     try:
-        with Image.open(path) as image:
+        with _peek(path) as image:
             return int(image.getexif().get(EXIF_ORIENTATION, 1))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return 1
@@ -91,7 +98,7 @@ def exif_orientation(path: Path) -> int:
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) as shown, i.e. after the EXIF orientation is applied."""
     try:
-        with Image.open(path) as image:
+        with _peek(path) as image:
             width, height = image.size
             orientation = image.getexif().get(EXIF_ORIENTATION, 1)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
