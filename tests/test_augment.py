@@ -51,6 +51,21 @@ def test_same_seed_same_pair_and_the_global_rng_is_untouched(preset):
         assert set(out_mask.unique().tolist()) <= {0, 1, 2, 255}  # nearest neighbour: no new labels
 
 
+def test_runs_on_one_thread_and_restores_the_callers_thread_count():
+    transform = build_augment("strong", S, 255)
+    image, mask = blocks()
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            results.append(augment_pair(transform, image, mask, seed=3))
+            assert torch.get_num_threads() == threads
+        assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_light_moves_image_and_mask_together():
     """Away from label edges, the image's red channel still equals 100 x the mask's label."""
     transform = build_augment("light", S)

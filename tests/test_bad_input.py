@@ -2,6 +2,7 @@
 left out with its reason), or is handled as docs/datasets.md says. Whole-dataset problems are at the end."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 
 from conftest import write_image, write_mask
 from seglab.config import make_config
-from seglab.data import DataError, SegmentationDataset, load_mask, open_split
+from seglab.data import DataError, SegmentationDataset, open_split
 
 STEMS = ["a", "b", "c", "d"]
 PALETTE = [[0, 0, 0], [200, 0, 0], [0, 200, 0]]
@@ -118,7 +119,7 @@ def test_bad_pair_is_an_error_naming_the_file(root, small_pixel_limit, case, bre
     with pytest.raises(DataError) as info:
         load(root)
     assert str(info.value).startswith(f"{root / named}: ")
-    assert __import__("re").search(message, str(info.value)), str(info.value)
+    assert re.search(message, str(info.value)), str(info.value)
 
 
 @pytest.mark.parametrize("case, breaks, named, message", ERRORS, ids=[e[0] for e in ERRORS])
@@ -130,7 +131,7 @@ def test_with_skip_bad_the_pair_is_left_out_with_its_reason(root, small_pixel_li
     files = [path for path, _ in dataset.skipped]
     assert root / named in files
     reason = dataset.skipped[files.index(root / named)][1]
-    assert __import__("re").search(message, reason), reason
+    assert re.search(message, reason), reason
 
 
 def test_unreadable_file(root):
