@@ -12,10 +12,14 @@ from seglab.data.io import DataError
 from seglab.data.spec import ClassTable, SplitSpec
 
 
+def train_and_val(root: Path) -> list[str]:
+    return ["train", "val"]
+
+
 class Format(NamedTuple):
     matches: Callable[[Path], bool]  # does this folder hold the layout?
     load_split: Callable[..., SplitSpec]  # (root, split, **options) -> SplitSpec
-    splits: Callable[[Path], list[str]]  # the splits `seglab verify` checks
+    splits: Callable[[Path], list[str]] = train_and_val  # the splits `seglab verify` checks
 
 
 FORMATS = {

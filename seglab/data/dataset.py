@@ -122,7 +122,7 @@ class SegmentationDataset(Dataset):
 
 def write_skipped(run_dir: Path, *datasets: SegmentationDataset) -> Path | None:
     """<run_dir>/skipped.txt: one "file<TAB>reason" line per pair left out by skip_bad (None if nothing was)."""
-    lines = {f"{path}\t{reason}": None for dataset in datasets for path, reason in dataset.skipped}
+    lines = {f"{path}\t{' '.join(reason.split())}": None for dataset in datasets for path, reason in dataset.skipped}
     if not lines:
         return None
     path = Path(run_dir) / "skipped.txt"
