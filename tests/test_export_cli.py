@@ -51,7 +51,7 @@ def test_metadata_carries_classes_and_normalisation(exported):
     assert meta["class_names"] == ckpt["classes"]["names"] == meta["classes"]["names"]
     assert meta["normalization"] == {"mean": ckpt["preprocess"]["mean"], "std": ckpt["preprocess"]["std"]}
     assert meta["preprocess"]["size"] == [32, 32] and meta["arch"]["name"] == "unet"
-    assert meta["input_multiple"] == 4 and meta["pad_mode"] == "reflect"  # depth 2; the U-Net pads by reflection
+    assert meta["input_multiple"] == 1  # the U-Net pads inside the graph: any size runs as is
     import onnx
 
     graph = onnx.load(str(path)).graph
@@ -82,8 +82,46 @@ def classic_unet_checkpoint(tmp_path, **args) -> tuple[torch.nn.Module, object]:
 def test_classic_unet_variants_parity(tmp_path, args):
     model, checkpoint = classic_unet_checkpoint(tmp_path, **args)
     path, report = export_checkpoint(checkpoint, tmp_path / "model.onnx")
-    assert max(report["max_abs_diff"].values()) < ATOL and report["input_multiple"] == 8
+    assert max(report["max_abs_diff"].values()) < ATOL and report["input_multiple"] == 1
     parity(model, path, sizes=[(40, 72), (45, 61), (7, 9)], batch=2)
+
+
+class FixedPadNet(torch.nn.Module):
+    """Three stride-2 levels with skips (sides must be multiples of 8) and a reflection pad decided in
+    Python, as the U-Net once did: a graph traced at a multiple of 8 keeps no padding at all."""
+
+    def __init__(self):
+        super().__init__()
+        conv = torch.nn.Conv2d
+        self.down = torch.nn.ModuleList([conv(3, 4, 3, 2, 1), conv(4, 4, 3, 2, 1), conv(4, 4, 3, 2, 1)])
+        self.up = torch.nn.ModuleList([torch.nn.ConvTranspose2d(4, c, 2, stride=2) for c in (4, 4, 3)])
+
+    def forward(self, x):
+        height, width = x.shape[-2:]
+        pad_h, pad_w = -height % 8, -width % 8
+        if pad_h or pad_w:
+            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        skips = [x]
+        for down in self.down:
+            skips.append(down(skips[-1]))
+        y = skips.pop()
+        for up in self.up:
+            y = up(y) + skips.pop()[:, :3 if up.out_channels == 3 else 4]
+        return y[..., :height, :width]
+
+
+def test_probing_finds_the_padding_a_traced_graph_lost(tmp_path):
+    from seglab.export import export_onnx
+    from seglab.inference.onnx_file import add_metadata, probe_input_rule
+
+    torch.manual_seed(0)
+    model = FixedPadNet().eval()
+    path = export_onnx(model, tmp_path / "fixed.onnx", input_size=(32, 32))
+    rule, report = probe_input_rule(model, path, 32)
+    assert rule == {"input_multiple": 8, "pad_mode": "reflect"}
+    assert max(report["max_abs_diff"].values()) < ATOL
+    add_metadata(path, rule)
+    parity(model, path, sizes=[(33, 35), (41, 20)], batch=2)
 
 
 def test_predict_with_onnx_gives_the_same_outputs(exported, tmp_path):

@@ -139,3 +139,12 @@ def test_glob_source_and_single_file(checkpoint, folder, tmp_path):
 def test_bad_settings_fail_before_any_work(checkpoint, folder, tmp_path, args, message, capsys):
     assert main(["predict", f"model={checkpoint}", f"source={folder}", f"out={tmp_path}", *args]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compiled_predictions_match(checkpoint, folder, tmp_path):
+    """compile=true (torch.compile, inductor freezing): ~30 s of compiling on 2 cores."""
+    plain = run_predict(checkpoint, folder, tmp_path / "plain", "mode=stretch")
+    compiled = run_predict(checkpoint, folder, tmp_path / "compiled", "mode=stretch", "compile=true")
+    for i in range(len(SIZES)):
+        assert (labels(plain, f"img{i}") == labels(compiled, f"img{i}")).mean() > 0.999

@@ -8,6 +8,7 @@ weights and 3 classes; a checkpoint brings its own.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,14 @@ def _model(cfg: Config) -> tuple[torch.nn.Module | None, dict]:
     return model, {"model": cfg.model, "arch": {"name": cfg.model, "args": args}}
 
 
+def _load() -> float | None:
+    """The 1-minute load average: other processes on a shared machine slow every backend."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def benchmark(cfg: Config) -> dict:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -49,7 +58,7 @@ def benchmark(cfg: Config) -> dict:
         about["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
     batches = sorted({1, cfg.batch})
     say = print if cfg.verbose else (lambda *_: None)
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), _load()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(cfg.model) if model is None else None
         candidates = make_candidates(model, names, cfg.imgsz, cfg.device, cfg.threads, onnx_path, Path(tmp))
@@ -58,11 +67,14 @@ def benchmark(cfg: Config) -> dict:
         measure(candidates, batches, cfg.imgsz, cfg.repeats, cfg.seed, progress=say)
     rows = summarize(candidates, batches)
     result = {**about, "imgsz": cfg.imgsz, "batches": batches, "repeats": cfg.repeats, "machine": machine(),
-              "results": rows, "seconds": time.perf_counter() - start}
+              "load_average": {"before": load_before, "after": _load()}, "results": rows,
+              "seconds": time.perf_counter() - start}
     out = Path(cfg.out) if cfg.out else Path(cfg.project) / "benchmark"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"benchmark_{Path(str(about['model'])).stem}_{cfg.imgsz}.json"
     write_json(path, result)
     say(table(rows))
+    say(f"load average {load_before:.2f} before, {result['load_average']['after']:.2f} after "
+        f"({os.cpu_count()} CPUs)" if load_before is not None else "")
     say(f"written: {path}")
     return result
