@@ -25,7 +25,7 @@ Examples (paste them)
   seglab train                                     # U-Net on the bundled Oxford-IIIT Pet sample
   seglab train data=../shared/data/oxford-iiit-pet-subset width=32 time=10m name=pet
   seglab train data=path/to/folder imgsz=256 epochs=50 loss=ce+dice optimizer=sgd lr=0.01
-  seglab train cfg=configs/pet_unet.yaml batch=16  # YAML file, then key=value overrides
+  seglab train cfg=configs/pet_unet.yaml batch=16  # a recipe (YAML), then key=value overrides
   seglab val model=runs/pet/best.pt split=test
   seglab val model=runs/pet/best.pt data=path/to/folder split=val resolution=train
   seglab predict model=runs/pet/best.pt source=photos/ out=masks/
@@ -34,9 +34,10 @@ Examples (paste them)
   seglab benchmark model=unet width=16 imgsz=256 batch=8
   seglab train model=deeplabv3plus encoder=resnet50 encoder_weights=imagenet output_stride=16
 
-Data layouts: Oxford-IIIT Pet as released (images/, annotations/trimaps/, annotations/*.txt;
-classes=trimap|binary, download=true fetches it), or a folder with images/ and masks/ paired by
-file stem (optional dataset.json and splits/<split>.txt).
+Data layouts (docs/datasets.md): Oxford-IIIT Pet as released (images/, annotations/trimaps/,
+annotations/*.txt; classes=trimap|binary, download=true fetches it), CamVid (SegNet layout),
+Pascal VOC 2012 (+ SBD with voc_aug=true), or a folder with images/ and masks/ paired by file stem
+(optional dataset.json and splits/<split>.txt).
 
 Keys and defaults
 """
