@@ -16,6 +16,7 @@ import numpy as np
 from seglab.config import Config
 from seglab.data.io import DataError, read_image
 from seglab.engine.device import Runtime
+from seglab.inference.malloc import reuse_freed_memory
 from seglab.inference.outputs import NAMES, flush_probs, probs_file, write_masks
 from seglab.inference.predictor import InferenceOptions, Job, Predictor
 from seglab.inference.sources import expand_source
@@ -73,6 +74,7 @@ class _Run:
 
 
 def predict(cfg: Config) -> Path:
+    reuse_freed_memory()  # batches of activations reuse freed memory instead of faulting in fresh pages
     runtime = Runtime.from_config(cfg.device, cfg.precision, cfg.channels_last)
     predictor = Predictor(cfg.model, runtime, InferenceOptions.from_config(cfg), compile=cfg.compile,
                           threads=cfg.threads)
