@@ -1,6 +1,10 @@
-"""Using a trained model: logits to labels at each image's own size, colour masks and overlays."""
+"""Using a trained model: predictor (stretch / tiling / TTA), backends (PyTorch, onnxruntime), outputs.
+
+See docs/inference.md. `Predictor(checkpoint_or_onnx, runtime, InferenceOptions(...)).run([Job(image)])`
+gives class ids at each image's own size.
+"""
 
 from seglab.inference.overlay import colorize, overlay, side_by_side
-from seglab.inference.predictor import Predictor, labels_at_size
+from seglab.inference.predictor import InferenceOptions, Job, Predictor, labels_at_size
 
-__all__ = ["Predictor", "colorize", "labels_at_size", "overlay", "side_by_side"]
+__all__ = ["InferenceOptions", "Job", "Predictor", "colorize", "labels_at_size", "overlay", "side_by_side"]
