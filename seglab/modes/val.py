@@ -25,6 +25,9 @@ def data_config(cfg: Config, checkpoint: dict) -> Config:
 def val(cfg: Config) -> dict:
     runtime = Runtime.from_config(cfg.device, cfg.precision, cfg.channels_last)
     predictor = Predictor(cfg.model, runtime)
+    if predictor.model is None:
+        raise ValueError(f"{cfg.model}: val scores a PyTorch checkpoint (.pt); an exported .onnx model "
+                         "runs with `seglab predict` (its parity with the .pt is tested)")
     spec = open_split(data_config(cfg, predictor.checkpoint), cfg.split)
     if spec.classes.names != predictor.classes.names:
         raise DataError(f"{spec.root}: classes {spec.classes.names} differ from the model's {predictor.classes.names}")
