@@ -44,6 +44,8 @@ def test_spec_parsing_and_errors():
     expected = 0.5 * build_loss("ce", 3)(logits, target) + 0.25 * build_loss("dice", 3)(logits, target)
     assert loss(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
     assert set(loss.last_terms) == {"ce", "dice"}
+    assert float(loss.last_terms["ce"]) == pytest.approx(float(build_loss("ce", 3)(logits, target)), rel=1e-6)
+    assert not loss.last_terms["dice"].requires_grad
     with pytest.raises(KeyError, match="valid losses: ce, dice"):
         build_loss("ce+dise", 3)
     with pytest.raises(ValueError):

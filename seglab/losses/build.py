@@ -31,19 +31,20 @@ LOSSES: dict[str, type[nn.Module]] = {
 
 
 class WeightedSumLoss(nn.Module):
-    """``sum(weight_i * loss_i)``; ``last_terms`` keeps the latest unweighted values for logging."""
+    """``sum(weight_i * loss_i)``; ``last_terms`` keeps the latest unweighted values (detached tensors,
+    so the training step does not wait on the device once per term) for logging."""
 
     def __init__(self, terms: Mapping[str, nn.Module], weights: Mapping[str, float]):
         super().__init__()
         self.terms = nn.ModuleDict(terms)
         self.weights = dict(weights)
-        self.last_terms: dict[str, float] = {}
+        self.last_terms: dict[str, torch.Tensor] = {}
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = None
         for name, loss_fn in self.terms.items():
             value = loss_fn(logits, target)
-            self.last_terms[name] = float(value.detach())
+            self.last_terms[name] = value.detach()
             total = self.weights[name] * value if total is None else total + self.weights[name] * value
         return total
 
