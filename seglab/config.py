@@ -57,7 +57,7 @@ class Config:
     save_every: int = 0  # also write last.pt every N batches (mid-epoch resume points); 0 = epoch ends only
     resume: str = ""  # true (runs/<name>/last.pt), or a run folder or last.pt path: continue exactly where it stopped
     augment: bool = True
-    augment_preset: str = "light"  # with augment=true: none | light (crop, flip) | strong (+ rotation, zoom-out, colour)
+    augment_preset: str = "light"  # with augment=true: none | flip | light (crop, flip) | strong (+ rotation, zoom-out, colour)
     skip_bad: bool = False  # leave out image/mask pairs that cannot be used and list them in <run>/skipped.txt
     voc_aug: bool = False  # Pascal VOC: train on train_aug (VOC train + SBD, minus VOC val)
     cache: str = "auto"  # keep decoded, resized samples in RAM: auto (when under 4 GB) | ram | off
