@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from seglab.config import make_config
 from seglab.models import MODELS
-from seglab.models.blocks import max_unpool, transposed_upsampler
+from seglab.models.blocks import GemmConv2d, max_unpool, transposed_upsampler
 
 
 def test_max_unpool_matches_torch():
@@ -79,3 +79,39 @@ def test_models_mode_lists_every_model(capsys):
     assert by_name["unet"]["gflops"] == pytest.approx(24.15, abs=0.1)  # width 32 U-Net, as in PERF_NOTES
     assert 134 < by_name["fcn8s"]["params"] < 135  # VGG16 FCN with 4096-wide fc6/fc7
     assert by_name["segformer"]["encoder"] == "mit_b0"
+
+
+@pytest.mark.parametrize("kernel, padding, dilation, bias, size", [
+    (7, 3, 1, True, (4, 4)), (3, (1, 2), (1, 2), False, (5, 9)), ((3, 5), 0, 1, True, (6, 7)),
+    (3, 1, 1, True, (1, 1))])
+def test_gemm_conv_matches_conv2d_forward_and_gradients(kernel, padding, dilation, bias, size):
+    torch.manual_seed(0)
+    reference = torch.nn.Conv2d(6, 5, kernel, padding=padding, dilation=dilation, bias=bias).double()
+    gemm = GemmConv2d(6, 5, kernel, padding=padding, dilation=dilation, bias=bias).double()
+    gemm.load_state_dict(reference.state_dict())
+    x = torch.randn(3, 6, *size, dtype=torch.float64)
+    outs, grads = [], []
+    for conv, layout in ((reference, torch.contiguous_format), (gemm, torch.channels_last)):
+        xi = x.clone().to(memory_format=layout).requires_grad_(True)
+        out = conv(xi)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)).sum().backward()
+        outs.append(out)
+        grads.append([xi.grad] + [p.grad for p in conv.parameters()])
+    assert outs[0].shape == outs[1].shape
+    torch.testing.assert_close(outs[1], outs[0])
+    for ours, theirs in zip(grads[1], grads[0]):
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_gemm_conv_is_the_plain_convolution_without_gradients(monkeypatch):
+    conv = GemmConv2d(4, 3, 7, padding=3)
+    monkeypatch.setattr(F, "unfold", lambda *a, **k: pytest.fail("the inference path must not unfold"))
+    with torch.no_grad():
+        out = conv(torch.randn(1, 4, 5, 5))
+    assert out.shape == (1, 3, 5, 5)
+    assert set(conv.state_dict()) == set(torch.nn.Conv2d(4, 3, 7).state_dict())
+
+
+def test_fcn_trains_fc6_as_a_gemm():
+    model = MODELS["fcn8s"](num_classes=3, decoder_channels=16)
+    assert isinstance(model.fc[0], GemmConv2d)

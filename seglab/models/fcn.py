@@ -1,7 +1,8 @@
 """Fully convolutional networks (Long, Shelhamer, Darrell 2015): FCN-32s, FCN-16s, FCN-8s.
 
 The classifier's fully connected layers become convolutions on the deepest feature (fc6: 7x7 conv,
-fc7: 1x1 conv, `decoder_channels` wide, 4096 in the paper, each with ReLU and dropout) and a 1x1
+fc7: 1x1 conv, `decoder_channels` wide, 4096 in the paper, each with ReLU and dropout; fc6 trains as
+im2col + GEMM, see GemmConv2d) and a 1x1
 conv scores the classes. FCN-32s upsamples that score map straight to the input; FCN-16s first
 upsamples it x2 and adds a score of the previous feature (pool4), FCN-8s adds pool3 as well.
 Upsampling is transposed convolution initialised as bilinear interpolation, and the skip scores
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from seglab.models.base import SegmentationModel
-from seglab.models.blocks import single_width, transposed_upsampler
+from seglab.models.blocks import GemmConv2d, single_width, transposed_upsampler
 
 
 class FCN(SegmentationModel):
@@ -30,7 +31,7 @@ class FCN(SegmentationModel):
             raise ValueError(f"{type(self).__name__} needs {self.skips + 1} encoder features")
         width = single_width(decoder_channels, 4096)
         self.fc = nn.Sequential(
-            nn.Conv2d(enc.out_channels[-1], width, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            GemmConv2d(enc.out_channels[-1], width, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
             nn.Conv2d(width, width, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
             nn.Conv2d(width, num_classes, 1),
         )
