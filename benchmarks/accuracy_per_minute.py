@@ -33,8 +33,7 @@ def read_curve(run_dir: Path) -> tuple[list[float], list[float]]:
     for row in rows:
         total += float(row["seconds"]) / 60
         minutes.append(total)
-        value = row["val_miou"]
-        miou.append(float(value) if value not in ("", "None", "nan") else math.nan)
+        miou.append(float(row["val_miou"] or "nan"))  # MetricsLog writes a missing value as ""
     return minutes, miou
 
 
