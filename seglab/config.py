@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from seglab.data.size import canonical
+
 
 class ConfigError(ValueError):
     """A configuration key or value that cannot be used; the message says how to fix it."""
@@ -37,7 +39,7 @@ class Config:
     dropout: float = 0.0  # decoders with dropout (pix2pix, fcn*, setr_*, segformer, deeplabv3plus)
     output_stride: int = 16  # deeplabv3plus: 8 | 16 | 32 (later encoder strides become dilations)
     # training
-    imgsz: int = 128
+    imgsz: typing.Any = 128  # training size: S (square) or height x width, e.g. 256x352 or [256, 352]
     epochs: int = 30
     time: str = ""  # wall-clock budget, e.g. "10m", "90s", "1.5h"; empty = no budget
     batch: int = 8
@@ -134,7 +136,6 @@ def _coerce(key: str, value):
 
 # Value ranges, checked when a key is set, so a bad value fails before any data is read or folder made.
 LIMITS = {
-    "imgsz": (lambda v: v >= 1, "must be at least 1"),
     "batch": (lambda v: v >= 1, "must be at least 1"),
     "val_fraction": (lambda v: 0 <= v < 1, "must be at least 0 and below 1"),
 }
@@ -149,8 +150,17 @@ def apply(cfg: Config, values: dict, origin: str) -> Config:
             raise ConfigError(f"{key}={value!r}: {LIMITS[key][1]}")
         if key == "time":
             parse_time(value)
+        if key == "imgsz":
+            value = _size(value)
         setattr(cfg, key, value)
     return cfg
+
+
+def _size(value) -> int | list[int]:
+    try:
+        return canonical(value)
+    except ValueError as e:
+        raise ConfigError(f"imgsz={value!r}: {e}") from None
 
 
 def parse_overrides(args: list[str]) -> dict:

@@ -4,7 +4,8 @@ Presets (`augment_preset=`; `augment=false` means none):
   none    the sample as decoded (stretched to the training size)
   flip    horizontal flip only: the training pixels keep the evaluation framing. Best for short CPU
           budgets (a few thousand samples), where cropping costs more accuracy than it buys
-  light   random resized crop (area 50-100%, aspect 3/4-4/3) back to the training size, horizontal flip
+  light   random resized crop (area 50-100%, aspect 3/4-4/3 of the training size's) back to the training
+          size, horizontal flip
   strong  random resized crop (area 25-100%), horizontal flip, then with probability 1/2 a random
           affine (rotation +-15 degrees, zoom out to 75%; the uncovered border is 0 in the image and the
           ignore index in the mask), colour jitter (brightness, contrast, saturation 0.3; no hue: it
@@ -24,26 +25,35 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from seglab.data.size import as_hw
 
-def _none(size: int, ignore_index: int):
+
+def _none(size, ignore_index: int):
     return None
 
 
-def _flip(size: int, ignore_index: int) -> v2.Transform:
+def _flip(size, ignore_index: int) -> v2.Transform:
     return v2.RandomHorizontalFlip()
 
 
-def _light(size: int, ignore_index: int) -> v2.Transform:
+def _crop(size, scale: tuple[float, float]) -> v2.Transform:
+    """Random crop of `scale` of the area, its aspect within 3/4-4/3 of the training size's, resized to it."""
+    height, width = as_hw(size)
+    aspect = width / height
+    return v2.RandomResizedCrop((height, width), scale=scale, ratio=(aspect * 3 / 4, aspect * 4 / 3), antialias=True)
+
+
+def _light(size, ignore_index: int) -> v2.Transform:
     return v2.Compose([
-        v2.RandomResizedCrop((size, size), scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+        _crop(size, (0.5, 1.0)),
         v2.RandomHorizontalFlip(),
     ])
 
 
-def _strong(size: int, ignore_index: int) -> v2.Transform:
+def _strong(size, ignore_index: int) -> v2.Transform:
     fill = {tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}
     return v2.Compose([
-        v2.RandomResizedCrop((size, size), scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+        _crop(size, (0.25, 1.0)),
         v2.RandomHorizontalFlip(),
         v2.RandomApply([v2.RandomAffine(degrees=15, scale=(0.75, 1.0), fill=fill)], p=0.5),
         v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
@@ -65,7 +75,7 @@ def preset_name(augment) -> str:
     return name
 
 
-def build_augment(augment, size: int, ignore_index: int = 255) -> v2.Transform | None:
+def build_augment(augment, size, ignore_index: int = 255) -> v2.Transform | None:
     """The training pipeline for a preset name (or True / False); None when it does nothing."""
     return PRESETS[preset_name(augment)](size, ignore_index)
 

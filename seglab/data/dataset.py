@@ -1,9 +1,9 @@
 """A torch Dataset over a SplitSpec: decode, resize to the training size, optionally cache and augment.
 
-Items are (image uint8 [3, S, S], mask int64 [S, S], index). Normalisation happens on the device in
-the training step, so samples stay small (uint8) in RAM and in worker queues. Resize policy:
-"stretch" to S x S (bilinear for images, nearest for masks); predictions are resized back to each
-image's own size. With skip_bad=True, `preload` decodes every pair once and leaves out the ones that
+Items are (image uint8 [3, H, W], mask int64 [H, W], index) at the training size (an int S for
+S x S, or (H, W); see seglab.data.size). Normalisation happens on the device in the training step,
+so samples stay small (uint8) in RAM and in worker queues. Resize policy: "stretch" to H x W
+(bilinear for images, nearest for masks); predictions are resized back to each image's own size. With skip_bad=True, `preload` decodes every pair once and leaves out the ones that
 fail, listing them in `skipped` as (file, reason).
 """
 
@@ -20,16 +20,18 @@ from torch.utils.data import Dataset
 
 from seglab.data.augment import augment_pair, build_augment, preset_name
 from seglab.data.io import DataError, exif_orientation, image_size, map_labels, read_image, read_mask
+from seglab.data.size import as_hw
 from seglab.data.spec import SplitSpec
 
 
-def load_image(path, size: int | None) -> np.ndarray:
-    """The model's view of an image: decoded RGB, stretched to size x size, uint8 [3, H, W].
+def load_image(path, size) -> np.ndarray:
+    """The model's view of an image: decoded RGB, stretched to the size (S or (H, W)), uint8 [3, H, W].
 
     Training, validation and prediction all call this, so they see identical pixels."""
-    image = read_image(path, draft_size=2 * size if size else None)
-    if size:
-        image = image.resize((size, size), Image.BILINEAR)
+    hw = as_hw(size) if size else None
+    image = read_image(path, draft_size=2 * max(hw) if hw else None)
+    if hw:
+        image = image.resize((hw[1], hw[0]), Image.BILINEAR)
     return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
 
 
@@ -47,19 +49,20 @@ def load_mask(spec: SplitSpec, index: int) -> np.ndarray:
     return labels
 
 
-def load_pair(spec: SplitSpec, index: int, size: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Image and mask of pair `index`, both at size x size (None keeps the original size)."""
+def load_pair(spec: SplitSpec, index: int, size) -> tuple[np.ndarray, np.ndarray]:
+    """Image and mask of pair `index`, both at the size (S or (H, W); None keeps the original size)."""
     image = load_image(spec.pairs[index][0], size)
     labels = load_mask(spec, index)
     if size:
-        labels = np.array(Image.fromarray(labels).resize((size, size), Image.NEAREST))
+        height, width = as_hw(size)
+        labels = np.array(Image.fromarray(labels).resize((width, height), Image.NEAREST))
     return image, labels
 
 
 class SegmentationDataset(Dataset):
     """augment: a preset name of seglab.data.augment (none | light | strong), or True (light) / False (none)."""
 
-    def __init__(self, spec: SplitSpec, size: int, augment: bool | str = False, cache: bool = True,
+    def __init__(self, spec: SplitSpec, size, augment: bool | str = False, cache: bool = True,
                  skip_bad: bool = False):
         self.spec, self.size, self.cache, self.skip_bad = spec, size, cache, skip_bad
         self.preset = preset_name(augment)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seglab.data.size import as_hw
 from seglab.engine.device import Runtime, cpu_has_fast_bf16, pick_device, pick_precision
 from seglab.export import export_onnx
 from seglab.inference.backends import OnnxBackend, TorchBackend
@@ -52,7 +53,7 @@ def parse_backends(text: str) -> list[str]:
     return names
 
 
-def make_candidates(model: nn.Module | None, names: list[str], imgsz: int, device: str = "auto",
+def make_candidates(model: nn.Module | None, names: list[str], imgsz, device: str = "auto",
                     threads: int = 0, onnx_path: Path | None = None, workdir: Path | None = None) -> list[Candidate]:
     """The backends to time; `model` None (an .onnx file given) allows only onnxruntime."""
     dev = pick_device(device)
@@ -73,7 +74,7 @@ def make_candidates(model: nn.Module | None, names: list[str], imgsz: int, devic
             path = onnx_path
             if path is None:
                 path = Path(workdir or tempfile.mkdtemp()) / "model.onnx"
-                export_onnx(model, path, input_size=(imgsz, imgsz))
+                export_onnx(model, path, input_size=as_hw(imgsz))
             run = OnnxBackend(path, threads, metadata={})
             text = f"fp32, ORT_ENABLE_ALL, {run.session.get_session_options().intra_op_num_threads} threads"
         out.append(Candidate(name, text, run, time.perf_counter() - start))
@@ -91,11 +92,13 @@ def _timed(run, x) -> float:
 
 
 @torch.no_grad()
-def measure(candidates: list[Candidate], batches: list[int], imgsz: int, repeats: int, seed: int = 0,
+def measure(candidates: list[Candidate], batches: list[int], imgsz, repeats: int, seed: int = 0,
             progress: Callable[[str], None] | None = None) -> None:
-    """Fill each candidate's first_call and times: one warm-up call, then `repeats` interleaved rounds."""
+    """Fill each candidate's first_call and times: one warm-up call, then `repeats` interleaved rounds.
+
+    `imgsz`: the input size, S or (H, W)."""
     generator = torch.Generator().manual_seed(seed)
-    inputs = {b: torch.randn(b, 3, imgsz, imgsz, generator=generator) for b in batches}
+    inputs = {b: torch.randn(b, 3, *as_hw(imgsz), generator=generator) for b in batches}
     for cand in candidates:
         for b in batches:
             cand.first_call[b] = _timed(cand.run, inputs[b])

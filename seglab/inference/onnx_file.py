@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import seglab
+from seglab.data.size import as_hw, canonical
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from seglab.export import export_onnx
 from seglab.inference.backends import OnnxBackend, pad_to_multiple
@@ -31,17 +32,17 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path | None = None, op
     """Write `checkpoint` as ONNX (default: next to it, .onnx); returns (path, report of the checks)."""
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt).float().eval()
-    size = int(ckpt["preprocess"]["size"][0])
+    height, width = int(ckpt["preprocess"]["size"][0]), int(ckpt["preprocess"]["size"][-1])
     path = Path(path) if path else Path(checkpoint).with_suffix(".onnx")
     classes = ckpt["classes"]
     metadata = {"seglab_version": seglab.__version__, "arch": ckpt["arch"], "classes": classes,
                 "preprocess": ckpt["preprocess"], "class_names": classes["names"],
                 "normalization": {"mean": ckpt["preprocess"]["mean"], "std": ckpt["preprocess"]["std"]},
                 "input": INPUT}
-    export_onnx(model, path, input_size=(size, size), opset=opset, metadata=metadata)
-    rule, report = probe_input_rule(model, path, size)
+    export_onnx(model, path, input_size=(height, width), opset=opset, metadata=metadata)
+    rule, report = probe_input_rule(model, path, (height, width))
     add_metadata(path, rule)
-    return path, {**report, **rule, "export_size": size}
+    return path, {**report, **rule, "export_size": canonical((height, width))}
 
 
 @torch.no_grad()
@@ -55,16 +56,18 @@ def _max_diff(model, backend: OnnxBackend, height: int, width: int, seed: int = 
     return float((got - want).abs().max()) if got.shape == want.shape else float("inf")
 
 
-def probe_input_rule(model: torch.nn.Module, path: Path, size: int) -> tuple[dict, dict]:
-    """({input_multiple, pad_mode}, {size: max |logit difference| vs PyTorch}) for an exported file."""
+def probe_input_rule(model: torch.nn.Module, path: Path, size) -> tuple[dict, dict]:
+    """({input_multiple, pad_mode}, {HxW: max |logit difference| vs PyTorch}) for an exported file;
+    `size` is the export size, S or (H, W)."""
     backend = OnnxBackend(path, metadata={}, quiet=True)
-    odd = (size + 1, size + 3)
-    report = {f"{size}x{size}": _max_diff(model, backend, size, size)}
+    height, width = as_hw(size)
+    odd = (height + 1, width + 3)
+    report = {f"{height}x{width}": _max_diff(model, backend, height, width)}
     diff = _max_diff(model, backend, *odd)
     rule = {"input_multiple": 1, "pad_mode": "replicate"}
     if diff > TOLERANCE:
         for multiple in (2, 4, 8, 16, 32, 64, 128):
-            h, w = multiple * (size // multiple + 1), multiple * (size // multiple + 2)
+            h, w = multiple * (height // multiple + 1), multiple * (width // multiple + 2)
             if _max_diff(model, backend, h, w) <= TOLERANCE:
                 rule["input_multiple"] = multiple
                 break

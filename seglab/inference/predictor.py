@@ -23,6 +23,7 @@ from PIL import Image
 
 from seglab.data.dataset import load_image
 from seglab.data.io import DataError, read_image
+from seglab.data.size import size_text
 from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from seglab.engine.device import Runtime, normalize
@@ -113,7 +114,8 @@ class Predictor:
             self.model = self.backend.model
         self.classes = ClassTable.from_dict(self.checkpoint["classes"])
         self.preprocess = self.checkpoint["preprocess"]
-        self.size = int(self.preprocess["size"][0])
+        self.train_size = (int(self.preprocess["size"][0]), int(self.preprocess["size"][-1]))  # (H, W)
+        self.size = max(self.train_size)  # the scalar training size: default tile, auto_tile threshold
 
     @property
     def num_classes(self) -> int:
@@ -125,7 +127,7 @@ class Predictor:
                                       if opts.mode != "stretch" else "")
         tta = f" tta=flip x scales {list(opts.scales)}" if opts.tta else ""
         where = self.backend.name if self.model is None else self.runtime.describe()
-        return f"{where}, {what}{tta}, training size {self.size}"
+        return f"{where}, {what}{tta}, training size {size_text(self.train_size)}"
 
     # -- the forward pass on uint8 batches -------------------------------------------------------
     @torch.no_grad()
@@ -177,8 +179,9 @@ class Predictor:
 
     def _stretched(self, job: Job) -> np.ndarray:
         if job.source is not None:
-            return load_image(job.source, self.size)
-        image = Image.fromarray(job.image).resize((self.size, self.size), Image.BILINEAR)
+            return load_image(job.source, self.train_size)
+        height, width = self.train_size
+        image = Image.fromarray(job.image).resize((width, height), Image.BILINEAR)
         return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
 
     def _finish_stretch(self, scores: torch.Tensor, are_probs: bool, job: Job) -> np.ndarray:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from seglab.config import Config
+from seglab.data.size import size_text
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from seglab.engine.run_folder import write_json
 from seglab.inference.benchmark import make_candidates, machine, measure, parse_backends, summarize, table
@@ -62,7 +63,7 @@ def benchmark(cfg: Config) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(cfg.model) if model is None else None
         candidates = make_candidates(model, names, cfg.imgsz, cfg.device, cfg.threads, onnx_path, Path(tmp))
-        say(f"benchmark {about['model']} at {cfg.imgsz}x{cfg.imgsz}, batches {batches}, {cfg.repeats} interleaved "
+        say(f"benchmark {about['model']} at {size_text(cfg.imgsz)}, batches {batches}, {cfg.repeats} interleaved "
             f"rounds, {torch.get_num_threads()} threads")
         measure(candidates, batches, cfg.imgsz, cfg.repeats, cfg.seed, progress=say)
     rows = summarize(candidates, batches)
@@ -71,7 +72,8 @@ def benchmark(cfg: Config) -> dict:
               "seconds": time.perf_counter() - start}
     out = Path(cfg.out) if cfg.out else Path(cfg.project) / "benchmark"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"benchmark_{Path(str(about['model'])).stem}_{cfg.imgsz}.json"
+    size_name = cfg.imgsz if isinstance(cfg.imgsz, int) else size_text(cfg.imgsz)  # benchmark_unet_256, ..._256x352
+    path = out / f"benchmark_{Path(str(about['model'])).stem}_{size_name}.json"
     write_json(path, result)
     say(table(rows))
     say(f"load average {load_before:.2f} before, {result['load_average']['after']:.2f} after "

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 import seglab
 from seglab.config import Config, ConfigError, parse_time
 from seglab.data import SegmentationDataset, open_split, write_skipped
+from seglab.data.size import as_hw
 from seglab.engine import distributed
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.engine.device import Runtime
@@ -43,7 +44,8 @@ def use_cache(cfg: Config, images: int) -> bool:
         return False
     if choice != "auto":
         raise ConfigError(f"cache={cfg.cache!r}: expected auto, ram or off")
-    return images * 4 * cfg.imgsz**2 < CACHE_LIMIT_BYTES
+    height, width = as_hw(cfg.imgsz)
+    return images * 4 * height * width < CACHE_LIMIT_BYTES
 
 
 def loss_class_weights(cfg: Config, train_set: SegmentationDataset) -> list[float] | None:
@@ -100,7 +102,7 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     model = runtime.prepare_model(model)
     norm = getattr(model, "normalization", None) or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     preprocess = {"mean": list(norm["mean"]), "std": list(norm["std"]), "resize": "stretch",
-                  "size": [cfg.imgsz, cfg.imgsz]}
+                  "size": list(as_hw(cfg.imgsz))}
     meta = {"arch": {"name": cfg.model, "args": args}, "classes": classes, "preprocess": preprocess,
             "config": cfg.to_dict()}
 

@@ -31,7 +31,7 @@ def val(cfg: Config) -> dict:
     spec = open_split(data_config(cfg, predictor.checkpoint), cfg.split)
     if spec.classes.names != predictor.classes.names:
         raise DataError(f"{spec.root}: classes {spec.classes.names} differ from the model's {predictor.classes.names}")
-    dataset = SegmentationDataset(spec, predictor.size, cache=False)
+    dataset = SegmentationDataset(spec, predictor.train_size, cache=False)
     result = evaluate(predictor.model, dataset, runtime, predictor.preprocess, cfg.batch,
                       resolution=cfg.resolution, boundary=True)
     final = {"model": str(cfg.model), "data": str(spec.root), "split": cfg.split, "images": len(dataset),
