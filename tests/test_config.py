@@ -142,7 +142,7 @@ def test_parse_time_rejects(text):
         parse_time(text)
 
 
-@pytest.mark.parametrize("arg, message", [("imgsz=0", "imgsz=0: must be at least 1"), ("batch=-2", "batch=-2: must be"),
+@pytest.mark.parametrize("arg, message", [("imgsz=0", "imgsz=0: height and width must be at least 1"), ("batch=-2", "batch=-2: must be"),
                                           ("val_fraction=1", "val_fraction=1.0: must be"),
                                           ("val_fraction=-0.1", "val_fraction"), ("time=abc", "time='abc'"),
                                           ("time=-5m", "time='-5m'")])
