@@ -3,7 +3,8 @@
 Items are (image uint8 [3, H, W], mask int64 [H, W], index) at the training size (an int S for
 S x S, or (H, W); see seglab.data.size). Normalisation happens on the device in the training step,
 so samples stay small (uint8) in RAM and in worker queues. Resize policy: "stretch" to H x W
-(bilinear for images, nearest for masks); predictions are resized back to each image's own size. With skip_bad=True, `preload` decodes every pair once and leaves out the ones that
+(bilinear for images, nearest for masks); predictions are resized back to each image's own size.
+With skip_bad=True, `preload` decodes every pair once and leaves out the ones that
 fail, listing them in `skipped` as (file, reason).
 """
 
