@@ -10,7 +10,7 @@ from conftest import SAMPLE
 from seglab.cli import main
 from seglab.config import ConfigError, make_config, parse_overrides
 from seglab.data.augment import build_augment
-from seglab.data.dataset import SegmentationDataset, load_pair
+from seglab.data.dataset import SegmentationDataset, load_mask, load_pair
 from seglab.data.pet import load_split
 from seglab.data.size import as_hw, canonical, size_text
 from seglab.engine.checkpoint import load_checkpoint
@@ -88,8 +88,16 @@ def test_training_at_height_by_width_records_it_and_val_scores_at_original_size(
     assert predictor.train_size == (32, 48) and predictor.size == 48
     assert main(["val", f"model={rect_run / 'best.pt'}", "split=test", "verbose=false"]) == 0
     result = json.loads((rect_run / "val_test.json").read_text())
-    assert result["images"] == len(load_split(SAMPLE, "test").pairs)
-    assert 0 <= result["pixel_accuracy"] <= 1
+    spec = load_split(SAMPLE, "test")
+    assert result["images"] == len(spec.pairs) and result["resolution"] == "original"
+    # val's number is the predictor's 32x48 predictions, resized to each image, against the full-size masks
+    correct = total = 0
+    for index, (image_path, _) in enumerate(spec.pairs):
+        truth = load_mask(spec, index)
+        pred = predictor.predict_files([image_path])[0]
+        valid = truth != spec.classes.ignore_index
+        correct, total = correct + int((pred[valid] == truth[valid]).sum()), total + int(valid.sum())
+    assert result["pixel_accuracy"] == pytest.approx(correct / total, abs=1e-3)
 
 
 def test_predictions_of_a_rectangular_model_see_the_stretch_to_height_by_width(rect_run):

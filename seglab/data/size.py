@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SIZE_TEXT = re.compile(r"^\s*(\d+)\s*[x,]\s*(\d+)\s*$")
+SIZE_TEXT = re.compile(r"^\s*(\d+)\s*(?:[x,]\s*(\d+)\s*)?$")  # "256", "256x352", "256,352"
 
 
 def as_hw(size) -> tuple[int, int]:
@@ -19,14 +19,10 @@ def as_hw(size) -> tuple[int, int]:
     if isinstance(size, int):
         hw = (size, size)
     elif isinstance(size, str):
-        text = size.strip()
-        match = SIZE_TEXT.match(text)
-        if text.isdigit():
-            hw = (int(text), int(text))
-        elif match:
-            hw = (int(match.group(1)), int(match.group(2)))
-        else:
+        match = SIZE_TEXT.match(size)
+        if not match:
             raise ValueError("not an image size: expected S or HxW, e.g. 256 or 256x352")
+        hw = (int(match.group(1)), int(match.group(2) or match.group(1)))
     elif isinstance(size, (list, tuple)) and len(size) == 2 and all(
             isinstance(v, int) and not isinstance(v, bool) for v in size):
         hw = (int(size[0]), int(size[1]))

@@ -32,7 +32,7 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path | None = None, op
     """Write `checkpoint` as ONNX (default: next to it, .onnx); returns (path, report of the checks)."""
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt).float().eval()
-    height, width = int(ckpt["preprocess"]["size"][0]), int(ckpt["preprocess"]["size"][-1])
+    height, width = as_hw(ckpt["preprocess"]["size"])
     path = Path(path) if path else Path(checkpoint).with_suffix(".onnx")
     classes = ckpt["classes"]
     metadata = {"seglab_version": seglab.__version__, "arch": ckpt["arch"], "classes": classes,

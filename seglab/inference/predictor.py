@@ -23,7 +23,7 @@ from PIL import Image
 
 from seglab.data.dataset import load_image
 from seglab.data.io import DataError, read_image
-from seglab.data.size import size_text
+from seglab.data.size import as_hw, size_text
 from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from seglab.engine.device import Runtime, normalize
@@ -114,7 +114,7 @@ class Predictor:
             self.model = self.backend.model
         self.classes = ClassTable.from_dict(self.checkpoint["classes"])
         self.preprocess = self.checkpoint["preprocess"]
-        self.train_size = (int(self.preprocess["size"][0]), int(self.preprocess["size"][-1]))  # (H, W)
+        self.train_size = as_hw(self.preprocess["size"])  # (H, W)
         self.size = max(self.train_size)  # the scalar training size: default tile, auto_tile threshold
 
     @property
