@@ -11,7 +11,7 @@ def _run(mode: str, overrides: dict):
     from seglab.config import make_config
     from seglab.modes import MODES
 
-    return MODES[mode](make_config(overrides))
+    return MODES[mode](make_config(overrides, mode=mode))
 
 
 def train(**overrides):

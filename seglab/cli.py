@@ -1,11 +1,13 @@
-"""Command line: `seglab MODE key=value ...` (modes: train, val, predict, help)."""
+"""Command line: `seglab MODE key=value ...` (modes: train, val, predict, ..., help [MODE | KEY])."""
 
 from __future__ import annotations
 
 import difflib
 import sys
+import textwrap
 
-from seglab.config import KEYS, Config, ConfigError, make_config, parse_overrides
+from seglab.config import ConfigError, make_config, parse_overrides
+from seglab.config_keys import KEYS_BY_NAME, MODES, Key, describe, mode_keys, show
 
 HELP = """\
 seglab MODE key=value ...
@@ -19,7 +21,7 @@ Modes
   benchmark inference latency p50/p90 and throughput on PyTorch eager / fast / compiled and onnxruntime
   models    list every model (parameters, GFLOPs at 256x256) and every encoder
   verify    check every image/mask pair of every split of a dataset; report sizes and class shares
-  help      this text
+  help      this text; `seglab help MODE` the keys of one mode, `seglab help KEY` one key in full
 
 Examples (paste them)
   seglab train                                     # U-Net on the bundled Oxford-IIIT Pet sample
@@ -39,18 +41,52 @@ annotations/*.txt; classes=trimap|binary, download=true fetches it), CamVid (Seg
 Pascal VOC 2012 (+ SBD with voc_aug=true), or a folder with images/ and masks/ paired by file stem
 (optional dataset.json and splits/<split>.txt).
 
-Keys and defaults
+Keys by mode (key = default  help); a key given that the mode does not use is an error
 """
 
 
+def _key_line(key: Key, with_allowed: bool = False) -> str:
+    text = key.help + (f" [{key.allowed_text}]" if with_allowed and key.allowed_text else "")
+    head = f"  {key.name} = {show(key.default)}"
+    return textwrap.fill(text, width=110, initial_indent=f"{head:<34} ", subsequent_indent=" " * 35,
+                         break_on_hyphens=False) if len(head) < 34 else f"{head}  {text}"
+
+
 def _help_text() -> str:
-    defaults = Config().to_dict()
-    return HELP + "\n".join(f"  {k} = {defaults[k]!r}" for k in KEYS) + "\n"
+    """Modes, examples, then each mode's keys; a key shared by several modes is listed at the first."""
+    everywhere = [k for k in mode_keys(MODES[0]) if set(k.modes) == set(MODES)]
+    lines = [HELP.rstrip("\n"), "\nevery mode", *map(_key_line, everywhere)]
+    shown = {k.name for k in everywhere}
+    for mode in MODES:
+        keys = mode_keys(mode)
+        again = [k.name for k in keys if k.name in shown - {e.name for e in everywhere}]
+        lines.append(textwrap.fill(f"{mode}" + (f" (also: {', '.join(again)})" if again else ""), width=110,
+                                   initial_indent="\n", subsequent_indent="  "))
+        lines += [_key_line(k) for k in keys if k.name not in shown]
+        shown.update(k.name for k in keys)
+    return "\n".join(lines) + "\n"
+
+
+def _help_topic(topic: str) -> int:
+    """`seglab help MODE` or `seglab help KEY`; 2 for neither, with a suggestion."""
+    if topic in MODES:
+        print(f"seglab {topic}: keys (key = default  help [allowed]); `seglab help KEY` for one in full")
+        print("\n".join(_key_line(k, with_allowed=True) for k in mode_keys(topic)))
+        return 0
+    if topic in KEYS_BY_NAME:
+        print("\n".join(describe(KEYS_BY_NAME[topic])))
+        return 0
+    close = difflib.get_close_matches(topic, [*KEYS_BY_NAME, *MODES], n=1, cutoff=0.6)
+    hint = f" Did you mean '{close[0]}'?" if close else f" Modes: {', '.join(MODES)}; keys: `seglab help`."
+    print(f"seglab help: '{topic}' is neither a mode nor a key.{hint}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("help", "-h", "--help"):
+        if len(argv) > 1:
+            return _help_topic(argv[1])
         print(_help_text())
         return 0
     mode, args = argv[0], argv[1:]
@@ -66,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from seglab.engine.trainer import TrainingError
 
     try:
-        cfg = make_config(parse_overrides(args))
+        cfg = make_config(parse_overrides(args), mode=mode)
         result = modes[mode](cfg)
     except (ConfigError, DataError, CheckpointError, TrainingError, KeyError, ValueError, FileNotFoundError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -1,119 +1,53 @@
-"""Typed configuration: dataclass defaults, then a YAML file (`cfg=...`), then `key=value` overrides."""
+"""Typed configuration: table defaults, then a YAML file (`cfg=...`), then `key=value` overrides.
+
+Every key is declared once in seglab/config_keys.py (type, default, help, allowed values, the modes,
+models and dataset formats that use it); this module builds the `Config` dataclass from that table
+and checks every value when it is set, so a bad value fails before any folder is made or data read.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import inspect
 import math
-import typing
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import yaml
 
-from seglab.data.size import canonical
+from seglab.config_keys import KEY_TABLE, KEYS_BY_NAME, MODEL_ARGUMENTS, MODES, Key
 
 
 class ConfigError(ValueError):
     """A configuration key or value that cannot be used; the message says how to fix it."""
 
 
-@dataclass
-class Config:
-    # what to run on
-    model: str = "unet"  # architecture name (see `seglab models`) or a checkpoint .pt / .onnx
-    data: str = ""  # dataset root folder; "sample" (the default for train) is the bundled Oxford-IIIT Pet sample
-    dataset: str = "auto"  # auto | pet | folder
-    classes: str = ""  # Oxford-IIIT Pet only: trimap (default: pet, background, border) | binary
-    split: str = "val"  # split used by `seglab val`
-    download: bool = False  # Oxford-IIIT Pet: fetch the official archives into `data` if missing
-    val_fraction: float = 0.2  # folder datasets without split lists: held-out fraction (seeded)
-    # model arguments (passed to the architecture when it takes them)
-    width: int = 32
-    depth: int = 4
-    upsample: str = "transpose"  # transpose | bilinear
-    norm: str = "batch"  # batch | group (normalisation layers of the classic U-Net)
-    encoder: str = ""  # encoder-based models: "" = the model's default; see `seglab models` (timm:NAME for timm)
-    encoder_weights: str = ""  # "" = random init | imagenet (torchvision / timm / pip package) | path to a state dict
-    decoder_channels: typing.Any = None  # None = the model's default; one width (256) or a list ([256, 128, 64, 32, 16])
-    dropout: float = 0.0  # decoders with dropout (pix2pix, fcn*, setr_*, segformer, deeplabv3plus)
-    output_stride: int = 16  # deeplabv3plus: 8 | 16 | 32 (later encoder strides become dilations)
-    # training
-    imgsz: typing.Any = 128  # training size: S (square) or height x width, e.g. 256x352 or [256, 352]
-    epochs: int = 30
-    time: str = ""  # wall-clock budget, e.g. "10m", "90s", "1.5h"; empty = no budget
-    batch: int = 8
-    optimizer: str = "adamw"  # adamw | sgd
-    lr: float = 0.0  # 0 = the optimizer's default (adamw 1e-3, sgd 1e-2)
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 1.0
-    schedule: str = "cosine"  # cosine | poly | onecycle | constant (after `warmup_epochs` of linear warmup)
-    loss: typing.Any = "ce+dice"  # "ce", "ce+dice" or {"ce": 0.5, "dice": 0.5}
-    class_weights: typing.Any = ""  # loss class weights: "" (none) | median (median frequency of the train masks) | [w0, w1, ...]
-    clip_grad: float = 0.0  # max gradient norm; 0 = no clipping
-    accumulate: int = 1  # batches per optimizer step (gradient accumulation)
-    ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999); 0 = off
-    metric: str = "miou"  # val metric that picks best.pt and drives early stopping: miou | pixel_accuracy | mean_dice | loss
-    patience: int = 0  # early stopping: epochs without improvement of `metric`; 0 = off
-    save_every: int = 0  # also write last.pt every N batches (mid-epoch resume points); 0 = epoch ends only
-    resume: str = ""  # true (runs/<name>/last.pt), or a run folder or last.pt path: continue exactly where it stopped
-    augment: bool = True
-    augment_preset: str = "light"  # with augment=true: none | flip | light (crop, flip) | strong (+ rotation, zoom-out, colour)
-    skip_bad: bool = False  # leave out image/mask pairs that cannot be used and list them in <run>/skipped.txt
-    voc_aug: bool = False  # Pascal VOC: train on train_aug (VOC train + SBD, minus VOC val)
-    cache: str = "auto"  # keep decoded, resized samples in RAM: auto (when under 4 GB) | ram | off
-    workers: int = 0  # DataLoader worker processes (they share the 2 cores of a laptop with training)
-    seed: int = 0
-    deterministic: bool = False  # torch.use_deterministic_algorithms; the seed is always honoured
-    sync_bn: bool = False  # SyncBatchNorm across processes under torchrun
-    # speed
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto | bf16 | fp16 | fp32
-    channels_last: bool = True
-    # outputs
-    project: str = "runs"
-    name: str = ""  # run folder name; default: the mode
-    exist_ok: bool = False
-    samples: int = 6  # overlays written to <run>/samples
-    # val / predict
-    resolution: str = "original"  # val scoring: original (each image's own size) | train (training size)
-    source: str = ""  # predict: file, folder or glob
-    out: str = ""  # predict: output folder (default <run folder of the model>/predict)
-    verbose: bool = True
-    # inference
-    mode: str = "auto"  # predict: auto (stretch; tile when the image's longer side > auto_tile x the training size) | stretch | tile
-    auto_tile: float = 8.0  # predict, mode=auto: tile images whose longer side exceeds this many training sizes
-    tile: int = 0  # predict, tiling: tile size in pixels; 0 = the training size
-    overlap: float = 0.25  # predict, tiling: fraction of a tile shared with its neighbour
-    blend: str = "gaussian"  # predict, tiling: gaussian | constant weights for overlapping tiles
-    tta: bool = False  # predict: mean probabilities over horizontal flip x `scales`
-    scales: typing.Any = None  # predict, tta: image scales; None = [0.75, 1.0, 1.25]
-    save_probs: bool = False  # predict: also <name>_probs.npy, softmax probabilities float16 [C, H, W]
-    save_frames: bool = False  # predict on videos: also per-frame class-index PNGs in <name>_frames/
-    compile: bool = False  # predict / benchmark: torch.compile with inductor freezing (compiles on first use)
-    threads: int = 0  # predict / benchmark: CPU threads for torch and onnxruntime; 0 = torch's default
-    format: str = "onnx"  # export: onnx
-    opset: int = 17  # export: ONNX opset version
-    backends: str = "eager,channels_last,fast,compile,onnxruntime"  # benchmark: which backends to time
-    repeats: int = 10  # benchmark: timed runs per backend and batch size (interleaved)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+def _to_dict(self) -> dict:
+    return dataclasses.asdict(self)
 
 
-KEYS = [f.name for f in dataclasses.fields(Config)]
+Config = dataclasses.make_dataclass(
+    "Config", [(k.name, k.type, dataclasses.field(default=k.default)) for k in KEY_TABLE],
+    namespace={"to_dict": _to_dict, "__doc__": "Every configuration key (seglab/config_keys.py), with its default."})
+Config.__module__ = __name__  # pickles (torchrun, DataLoader workers) as seglab.config.Config
+
+KEYS = [k.name for k in KEY_TABLE]
+ARCHITECTURE_MODES = ("train", "benchmark")  # modes that build the architecture named by `model`
+CHECKPOINT_SUFFIXES = (".pt", ".onnx")
 
 
-def _suggest(key: str) -> str:
-    close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.6)
-    return f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(KEYS)}."
+def _suggest(key: str, names=None) -> str:
+    names = KEYS if names is None else list(names)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(names)}."
 
 
 def _coerce(key: str, value):
-    """Turn a YAML/CLI value into the type the field declares."""
-    hint = typing.get_type_hints(Config)[key]
-    if hint is typing.Any or value is None:
+    """Turn a YAML/CLI value into the type the key declares."""
+    hint = KEYS_BY_NAME[key].type
+    if hint not in (bool, int, float, str) or value is None:
         return value
     if hint is bool:
         if isinstance(value, bool):
@@ -129,52 +63,51 @@ def _coerce(key: str, value):
             raise ValueError
         if hint is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
+        if hint is str and isinstance(value, (dict, list)):
+            raise ValueError
         return hint(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{key}={value!r}: expected {hint.__name__}") from None
 
 
-# Value ranges, checked when a key is set, so a bad value fails before any data is read or folder made.
-LIMITS = {
-    "batch": (lambda v: v >= 1, "must be at least 1"),
-    "val_fraction": (lambda v: 0 <= v < 1, "must be at least 0 and below 1"),
-}
+def validate(key: Key, value):
+    """The value coerced to the key's type and canonical form; ConfigError naming the key, the value and
+    what is allowed when it is not."""
+    value = _coerce(key.name, value)
+    if key.aliases and str(value).lower() in key.aliases:
+        value = key.aliases[str(value).lower()]
+    if key.choices and value not in key.choices:
+        raise ConfigError(f"{key.name}={value!r}: expected {key.allowed_text}")
+    if key.check is not None and not key.check.test(value):
+        raise ConfigError(f"{key.name}={value!r}: {key.check.text}")
+    if key.parse is not None:
+        try:
+            value = key.parse(value)
+        except (TypeError, ValueError) as e:
+            text = str(e)
+            raise ConfigError(text if text.startswith(f"{key.name}=") else f"{key.name}={value!r}: {text}") from None
+    return value
 
 
-def apply(cfg: Config, values: dict, origin: str) -> Config:
+def apply(cfg, values: dict, origin: str):
     for key, value in values.items():
-        if key not in KEYS:
+        if key not in KEYS_BY_NAME:
             raise ConfigError(f"unknown key '{key}' in {origin}.{_suggest(key)}")
-        value = _coerce(key, value)
-        if key in LIMITS and not LIMITS[key][0](value):
-            raise ConfigError(f"{key}={value!r}: {LIMITS[key][1]}")
-        if key == "time":
-            parse_time(value)
-        if key == "imgsz":
-            value = _size(value)
-        setattr(cfg, key, value)
+        setattr(cfg, key, validate(KEYS_BY_NAME[key], value))
     return cfg
-
-
-def _size(value) -> int | list[int]:
-    try:
-        return canonical(value)
-    except ValueError as e:
-        raise ConfigError(f"imgsz={value!r}: {e}") from None
 
 
 def parse_overrides(args: list[str]) -> dict:
     """`key=value` strings to a dict; values are read as YAML scalars ("3" -> 3, "true" -> True).
 
     Keys declared as text keep the text as typed (name=0123 stays "0123", not YAML 1.1's octal 83)."""
-    hints = typing.get_type_hints(Config)
     out = {}
     for arg in args:
         if "=" not in arg:
             raise ConfigError(f"argument '{arg}' is not key=value.{_suggest(arg)}")
         key, _, text = arg.partition("=")
         key = key.strip()
-        if hints.get(key) is str or key == "cfg":
+        if key == "cfg" or (key in KEYS_BY_NAME and KEYS_BY_NAME[key].type is str):
             out[key] = text
             continue
         try:
@@ -197,15 +130,89 @@ def load_yaml(path: str | Path) -> dict:
     return values
 
 
-def make_config(overrides: dict | None = None, **kwargs) -> Config:
-    """Defaults, then the YAML file named by `cfg`, then the overrides (dict or keyword arguments)."""
+def make_config(overrides: dict | None = None, mode: str | None = None, **kwargs):
+    """Defaults, then the YAML file named by `cfg`, then the overrides (dict or keyword arguments).
+
+    `mode` is the run mode (train, val, predict, ...): a key given in `overrides` / keyword arguments
+    that the mode does not use, or a model argument that the architecture does not take, is then an
+    error (keys from the YAML file may be unused: recipes are shared between modes). The predict key
+    also named `mode` (auto | stretch | tile) goes in the overrides dict: make_config({"mode": "tile"})."""
     values = dict(overrides or {})
     values.update(kwargs)
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"mode={mode!r}: the run mode is one of {', '.join(MODES)} (the predict key `mode`, "
+                          "auto | stretch | tile, goes in the overrides dict: make_config({'mode': 'tile'}))")
     cfg = Config()
     cfg_file = values.pop("cfg", None)
     if cfg_file:
         apply(cfg, load_yaml(cfg_file), str(cfg_file))
-    return apply(cfg, values, "the arguments")
+    if mode is not None:
+        check_mode_keys(values, mode)
+    apply(cfg, values, "the arguments")
+    if mode is not None:
+        check_model_arguments(cfg, values, mode)
+    return cfg
+
+
+def check_mode_keys(explicit: dict, mode: str) -> None:
+    for name in explicit:
+        key = KEYS_BY_NAME.get(name)
+        if key is None:
+            raise ConfigError(f"unknown key '{name}' in the arguments.{_suggest(name)}")
+        if mode not in key.modes:
+            raise ConfigError(f"{name}={explicit[name]!r}: `seglab {mode}` does not use '{name}' "
+                              f"(used by: {', '.join(key.modes)}; `seglab help {name}`)")
+
+
+def is_checkpoint_path(model: str) -> bool:
+    return Path(str(model)).suffix.lower() in CHECKPOINT_SUFFIXES
+
+
+def check_model_arguments(cfg, explicit: dict, mode: str) -> None:
+    """train / benchmark with an architecture name: the name exists, and every model argument given
+    explicitly is one its constructor takes (read from the signature, as seglab.models does)."""
+    if mode not in ARCHITECTURE_MODES:
+        return
+    given = [k for k in MODEL_ARGUMENTS if k in explicit]
+    if mode == "benchmark" and is_checkpoint_path(cfg.model):
+        if given:
+            names = ", ".join(f"'{k}'" for k in given)
+            raise ConfigError(f"model={cfg.model}: a checkpoint brings its own architecture arguments; "
+                              f"{names} {'does' if len(given) == 1 else 'do'} not apply")
+        return
+    from seglab.models import model_class
+
+    try:
+        cls = model_class(cfg.model)
+    except KeyError as e:
+        hint = " (train builds an architecture; continue a run with resume=RUN)" if is_checkpoint_path(cfg.model) else ""
+        raise ConfigError(f"model={cfg.model!r}: {e.args[0]}{hint}") from None
+    takes = [k for k in MODEL_ARGUMENTS if k in inspect.signature(cls).parameters]
+    for name in given:
+        if name not in takes:
+            raise ConfigError(f"model={cfg.model} {name}={explicit[name]!r}: {cfg.model} does not take '{name}'; "
+                              f"it takes {', '.join(takes) or 'none of the model arguments'}")
+
+
+def unused_format_keys(cfg, fmt: str) -> list[str]:
+    """Dataset keys set to a non-default value that the format `fmt` does not read."""
+    out = []
+    for key in KEY_TABLE:
+        if key.formats and fmt not in key.formats and getattr(cfg, key.name, key.default) != key.default:
+            out.append(f"{key.name}={getattr(cfg, key.name)!r} is not used by the {fmt} dataset format "
+                       f"(only by: {', '.join(key.formats)})")
+    return out
+
+
+def warn_unused_format_keys(cfg, fmt: str) -> None:
+    """Called by the data layer once the format is known; each warning is printed once."""
+    for message in unused_format_keys(cfg, fmt):
+        _warn_once(message)
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    print(f"seglab: warning: {message}", file=sys.stderr)
 
 
 def parse_time(text: str) -> float | None:

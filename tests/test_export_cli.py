@@ -12,7 +12,7 @@ from seglab.cli import main
 from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import atomic_save, make_checkpoint
 from seglab.inference.backends import OnnxBackend, read_metadata
-from seglab.inference.onnx_file import export_checkpoint
+from seglab.export.checkpoint import export_checkpoint
 from seglab.inference.predictor import Predictor
 from seglab.models import build_model
 from test_inference_common import save_image, smooth_image, tiny_checkpoint
@@ -112,7 +112,8 @@ class FixedPadNet(torch.nn.Module):
 
 def test_probing_finds_the_padding_a_traced_graph_lost(tmp_path):
     from seglab.export import export_onnx
-    from seglab.inference.onnx_file import add_metadata, probe_input_rule
+    from seglab.export.checkpoint import probe_input_rule
+    from seglab.export.metadata import write_metadata
 
     torch.manual_seed(0)
     model = FixedPadNet().eval()
@@ -120,7 +121,7 @@ def test_probing_finds_the_padding_a_traced_graph_lost(tmp_path):
     rule, report = probe_input_rule(model, path, 32)
     assert rule == {"input_multiple": 8, "pad_mode": "reflect"}
     assert max(report["max_abs_diff"].values()) < ATOL
-    add_metadata(path, rule)
+    write_metadata(path, rule)
     parity(model, path, sizes=[(33, 35), (41, 20)], batch=2)
 
 
@@ -143,7 +144,7 @@ def test_predict_with_onnx_gives_the_same_outputs(exported, tmp_path):
 
 def test_export_errors(tmp_path, capsys):
     assert main(["export", "model=unet"]) == 1
-    assert "export needs a checkpoint .pt" in capsys.readouterr().err
+    assert "is an architecture name (see `seglab models`); export takes a checkpoint .pt" in capsys.readouterr().err
     assert main(["export", f"model={tiny_checkpoint()}", "format=tflite", f"out={tmp_path}"]) == 1
     assert "format='tflite'" in capsys.readouterr().err
     assert main(["predict", f"model={tmp_path / 'missing.onnx'}", f"source={tmp_path}"]) == 1

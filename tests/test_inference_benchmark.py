@@ -4,7 +4,7 @@ import json
 import pytest
 
 from seglab.cli import main
-from seglab.inference.benchmark import parse_backends, table
+from seglab.benchmark.timing import parse_backends, table
 
 pytest.importorskip("onnxruntime")
 

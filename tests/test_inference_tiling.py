@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from seglab.inference.resample import resized_bands
 from seglab.inference.tiling import TileStats, assemble, blend_window, tile_starts, tiled_bands
 
 
@@ -75,3 +76,23 @@ def test_an_8000_pixel_wide_image_needs_a_few_tiles_of_memory():
     for _, band in zip(range(2), bands):  # the bound is reached in the first rows; the rest repeat it
         pass
     assert stats.buffer_bytes == 4 * 256 * 8000 * 4 < 3 * 8000 * 8000 * 4 / 20
+
+
+@pytest.mark.parametrize("small,size", [((7, 9), (70, 100)), ((32, 32), (8000, 31)), ((40, 50), (13, 17)),
+                                        ((32, 48), (32, 48)), ((1, 5), (9, 5))])
+def test_resizing_back_in_bands_is_bilinear_resizing_in_one_piece(small, size):
+    scores = torch.rand(3, *small, generator=torch.Generator().manual_seed(1))
+    want = torch.nn.functional.interpolate(scores[None], size=size, mode="bilinear", align_corners=False)[0]
+    for band_pixels in (1, 97, 1 << 21):
+        bands = list(resized_bands(scores, size, band_pixels))
+        got = torch.cat([band for _, band in bands], 1)
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
+        assert [top for top, _ in bands] == list(range(0, size[0], max(1, band_pixels // size[1])))
+        assert max(band.shape[1] for _, band in bands) * size[1] <= max(band_pixels, size[1])
+
+
+def test_bands_do_not_change_the_resized_values():
+    scores = torch.rand(4, 20, 30, generator=torch.Generator().manual_seed(2))
+    whole = torch.cat([b for _, b in resized_bands(scores, (301, 403))], 1)
+    banded = torch.cat([b for _, b in resized_bands(scores, (301, 403), band_pixels=403 * 7)], 1)
+    assert torch.equal(whole, banded)

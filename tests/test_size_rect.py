@@ -118,7 +118,7 @@ def test_predictions_of_a_rectangular_model_see_the_stretch_to_height_by_width(r
 
 def test_export_of_a_rectangular_model_uses_its_size_and_matches_pytorch(rect_run, tmp_path):
     pytest.importorskip("onnxruntime")
-    from seglab.inference.onnx_file import export_checkpoint
+    from seglab.export.checkpoint import export_checkpoint
 
     path, report = export_checkpoint(rect_run / "best.pt", tmp_path / "rect.onnx")
     assert report["export_size"] == [32, 48]

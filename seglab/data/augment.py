@@ -10,6 +10,9 @@ Presets (`augment_preset=`; `augment=false` means none):
           affine (rotation +-15 degrees, zoom out to 75%; the uncovered border is 0 in the image and the
           ignore index in the mask), colour jitter (brightness, contrast, saturation 0.3; no hue: it
           costs more than everything else together)
+With patch training (`resize=crop`, seglab/data/patches.py) the sample is already a window at native
+resolution, so the presets run without their random resized crop (which would change the scale):
+light is then a flip, strong a flip plus the affine and colour steps.
 Masks are `tv_tensors.Mask`, so every geometric step uses nearest neighbour for them and no new
 label values appear. The eval preset is the plain decode + stretch to the training size (no
 augmentation); validation and prediction see exactly those pixels.
@@ -28,11 +31,11 @@ from torchvision.transforms import v2
 from seglab.data.size import as_hw
 
 
-def _none(size, ignore_index: int):
+def _none(size, ignore_index: int, crop: bool = True):
     return None
 
 
-def _flip(size, ignore_index: int) -> v2.Transform:
+def _flip(size, ignore_index: int, crop: bool = True) -> v2.Transform:
     return v2.RandomHorizontalFlip()
 
 
@@ -43,17 +46,17 @@ def _crop(size, scale: tuple[float, float]) -> v2.Transform:
     return v2.RandomResizedCrop((height, width), scale=scale, ratio=(aspect * 3 / 4, aspect * 4 / 3), antialias=True)
 
 
-def _light(size, ignore_index: int) -> v2.Transform:
+def _light(size, ignore_index: int, crop: bool = True) -> v2.Transform:
     return v2.Compose([
-        _crop(size, (0.5, 1.0)),
+        *([_crop(size, (0.5, 1.0))] if crop else []),
         v2.RandomHorizontalFlip(),
     ])
 
 
-def _strong(size, ignore_index: int) -> v2.Transform:
+def _strong(size, ignore_index: int, crop: bool = True) -> v2.Transform:
     fill = {tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}
     return v2.Compose([
-        _crop(size, (0.25, 1.0)),
+        *([_crop(size, (0.25, 1.0))] if crop else []),
         v2.RandomHorizontalFlip(),
         v2.RandomApply([v2.RandomAffine(degrees=15, scale=(0.75, 1.0), fill=fill)], p=0.5),
         v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
@@ -75,9 +78,11 @@ def preset_name(augment) -> str:
     return name
 
 
-def build_augment(augment, size, ignore_index: int = 255) -> v2.Transform | None:
-    """The training pipeline for a preset name (or True / False); None when it does nothing."""
-    return PRESETS[preset_name(augment)](size, ignore_index)
+def build_augment(augment, size, ignore_index: int = 255, resize_crop: bool = True) -> v2.Transform | None:
+    """The training pipeline for a preset name (or True / False); None when it does nothing.
+
+    resize_crop=False (patch training) leaves out the presets' random resized crop."""
+    return PRESETS[preset_name(augment)](size, ignore_index, resize_crop)
 
 
 def augment_pair(transform: v2.Transform, image: torch.Tensor, mask: torch.Tensor,

@@ -2,8 +2,13 @@
 
 Items are (image uint8 [3, H, W], mask int64 [H, W], index) at the training size (an int S for
 S x S, or (H, W); see seglab.data.size). Normalisation happens on the device in the training step,
-so samples stay small (uint8) in RAM and in worker queues. Resize policy: "stretch" to H x W
-(bilinear for images, nearest for masks); predictions are resized back to each image's own size.
+so samples stay small (uint8) in RAM and in worker queues. Resize policy (`resize`, recorded in
+the checkpoint as preprocess["resize"]):
+- "stretch": each whole image stretched to H x W (bilinear for images, nearest for masks), cached at
+  that size; predictions are resized back to each image's own size.
+- "crop" (patch training): pairs are decoded and cached at native resolution and each item is an
+  H x W window of it (seglab/data/patches.py): random per (index, seed), the centre without a seed;
+  inference then tiles at native resolution.
 With skip_bad=True, `preload` decodes every pair once and leaves out the ones that
 fail, listing them in `skipped` as (file, reason).
 """
@@ -21,8 +26,11 @@ from torch.utils.data import Dataset
 
 from seglab.data.augment import augment_pair, build_augment, preset_name
 from seglab.data.io import DataError, exif_orientation, image_size, map_labels, read_image, read_mask
+from seglab.data.patches import patch
 from seglab.data.size import as_hw
 from seglab.data.spec import SplitSpec
+
+RESIZES = ("stretch", "crop")  # how training pixels relate to source pixels (see the module docstring)
 
 
 def load_image(path, size) -> np.ndarray:
@@ -60,14 +68,27 @@ def load_pair(spec: SplitSpec, index: int, size) -> tuple[np.ndarray, np.ndarray
     return image, labels
 
 
+def pair_bytes(spec: SplitSpec, size, resize: str = "stretch") -> int:
+    """RAM the decoded pairs of `spec` take in the cache (3 image bytes + 1 mask byte per pixel): at the
+    training size for stretch, at each image's own size (read from the file headers) for crop."""
+    if resize == "crop":
+        return sum(4 * width * height for width, height in (image_size(image) for image, _ in spec.pairs))
+    height, width = as_hw(size)
+    return 4 * height * width * len(spec.pairs)
+
+
 class SegmentationDataset(Dataset):
-    """augment: a preset name of seglab.data.augment (none | light | strong), or True (light) / False (none)."""
+    """augment: a preset name of seglab.data.augment (none | light | strong), or True (light) / False (none).
+    resize: stretch | crop (see the module docstring)."""
 
     def __init__(self, spec: SplitSpec, size, augment: bool | str = False, cache: bool = True,
-                 skip_bad: bool = False):
-        self.spec, self.size, self.cache, self.skip_bad = spec, size, cache, skip_bad
+                 skip_bad: bool = False, resize: str = "stretch"):
+        if resize not in RESIZES:
+            raise ValueError(f"resize={resize!r}: expected one of {', '.join(RESIZES)}")
+        self.spec, self.size, self.cache, self.skip_bad, self.resize = spec, size, cache, skip_bad, resize
+        self.native = resize == "crop"  # samples are cached at native resolution and cut into patches
         self.preset = preset_name(augment)
-        self.transform = build_augment(self.preset, size, spec.classes.ignore_index)
+        self.transform = build_augment(self.preset, size, spec.classes.ignore_index, resize_crop=not self.native)
         self.augment = self.transform is not None
         self.skipped: list[tuple[Path, str]] = list(spec.skipped)
         self._cached: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(spec.pairs)
@@ -75,10 +96,11 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.spec.pairs)
 
-    def _sample(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pair `index` as decoded (and cached): at the training size (stretch) or native (crop)."""
         item = self._cached[index]
         if item is None:
-            image, mask = load_pair(self.spec, index, self.size)
+            image, mask = load_pair(self.spec, index, None if self.native else self.size)
             item = (torch.from_numpy(image), torch.from_numpy(mask))
             if self.cache:
                 self._cached[index] = item
@@ -92,14 +114,14 @@ class SegmentationDataset(Dataset):
             self._leave_out_bad_pairs()
         elif self.cache:
             for i in range(len(self)):
-                self._sample(i)
+                self.sample(i)
         return self
 
     def _leave_out_bad_pairs(self) -> None:
         good, bad = [], []
         for index, (image, mask) in enumerate(self.spec.pairs):
             try:
-                self._sample(index)
+                self.sample(index)
                 good.append(index)
             except DataError as e:
                 message = str(e)
@@ -118,7 +140,9 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, key):
         """key: an index, or (index, augmentation seed) from EpochBatchSampler."""
         index, seed = key if isinstance(key, tuple) else (key, None)
-        image, mask = self._sample(index)
+        image, mask = self.sample(index)
+        if self.native:
+            image, mask = patch(image, mask, self.size, seed, self.spec.classes.ignore_index)
         if self.transform is not None and seed is not None:
             image, mask = augment_pair(self.transform, image, mask, seed)
         return image, mask.long(), index

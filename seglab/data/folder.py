@@ -9,6 +9,15 @@ given, else with "colors" as the palette (colour i -> class i). Without "classes
 read off the masks (class_0 .. class_<max id>). Splits: root/splits/<split>.txt (one stem per
 line) when present, otherwise a seeded random split with `val_fraction` held out as val.
 Hidden files (.DS_Store, ._x.png) and files that are not images are ignored.
+
+Binary masks: when dataset.json is absent or says nothing about the mask values (none of "classes",
+"colors", "color_map", "ignore_index") and the masks of the whole folder hold exactly the values
+{0, 255} or exactly {0, 1}, they are read as two classes, background (0) and foreground (255 or 1),
+and the split carries a one-line note saying so (printed by train and verify). Any other value set,
+or a dataset.json that declares any of those keys, is read as above (255 is then the ignore value).
+Detection costs one scan of the folder's masks, which reading the classes off the masks needs
+anyway: each mask's distinct values come from a bincount of its pixels and are cached per file
+(path, size, modification time), so the train, val and other splits of one folder scan it once.
 """
 
 from __future__ import annotations
@@ -20,10 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from seglab.data.io import IMAGE_SUFFIXES, DataError, identity_lut, read_mask
+from seglab.data.io import IMAGE_SUFFIXES, DataError, identity_lut, mask_values
 from seglab.data.spec import ClassTable, SplitSpec, default_colors, keep_going
 
 DATASET_JSON_KEYS = {"classes", "colors", "color_map", "ignore_index", "name", "description"}
+LABEL_KEYS = {"classes", "colors", "color_map", "ignore_index"}  # the dataset.json keys that say what mask values mean
+BINARY_VALUES = ((0, 255), (0, 1))  # exact value sets of a folder's masks read as background / foreground
+BINARY_CLASSES = ["background", "foreground"]
 
 
 def is_folder(root: Path) -> bool:
@@ -154,25 +166,42 @@ def _mask_colors(path: Path, meta: dict, names: list[str] | None, ignore: int) -
     return table
 
 
+def _folder_values(pairs: list[tuple[Path, Path]], mask_colors: dict | None, skip_bad: bool) -> list[int]:
+    """The raw values that occur in any mask of the folder (unreadable masks skipped with skip_bad)."""
+    seen = np.zeros(256, dtype=bool)
+    for _, mask in pairs:
+        try:
+            seen[mask_values(mask, mask_colors)] = True
+        except DataError:
+            if not skip_bad:
+                raise
+            continue  # left out later, when the pair is loaded, with its reason
+    return np.flatnonzero(seen).tolist()
+
+
+def _binary_note(root: Path, values: tuple[int, int]) -> str:
+    low, high = values
+    return (f"{root / 'masks'}: every mask holds only {low} and {high} and no dataset.json says what they mean: "
+            f"read as background ({low}) / foreground ({high})")
+
+
 def _class_table(root: Path, meta: dict, pairs: list[tuple[Path, Path]],
-                 skip_bad: bool) -> tuple[ClassTable, dict | None]:
+                 skip_bad: bool) -> tuple[ClassTable, dict | None, np.ndarray, list[str]]:
+    """The class table, the colour table, the raw value -> class id map and the notes for the user."""
     path = root / "dataset.json"
     _check_meta(path, meta)
     ignore_index = int(meta.get("ignore_index", 255))
     names = meta.get("classes")
     mask_colors = _mask_colors(path, meta, names, ignore_index)
     if names is None:
-        top = 0
-        for _, mask in pairs:
-            try:
-                values = np.unique(read_mask(mask, mask_colors))
-            except DataError:
-                if not skip_bad:
-                    raise
-                continue  # left out later, when the pair is loaded, with its reason
-            values = values[values != ignore_index]
-            top = max(top, int(values.max()) if values.size else 0)
-        names = [f"class_{i}" for i in range(top + 1)]
+        values = _folder_values(pairs, mask_colors, skip_bad)
+        if tuple(values) in BINARY_VALUES and not LABEL_KEYS & set(meta):
+            lut = np.full(256, -1, dtype=np.int16)
+            lut[values] = [0, 1]
+            table = ClassTable(list(BINARY_CLASSES), default_colors(2), ignore_index)
+            return table, mask_colors, lut, [_binary_note(root, tuple(values))]
+        labels = [v for v in values if v != ignore_index]
+        names = [f"class_{i}" for i in range(max(labels, default=0) + 1)]
     colors = meta.get("colors")
     if not colors and meta.get("color_map"):  # display colours: the first colour mapped to each class
         first = {}
@@ -182,7 +211,8 @@ def _class_table(root: Path, meta: dict, pairs: list[tuple[Path, Path]],
     colors = colors or default_colors(len(names))
     if len(colors) != len(names):
         raise DataError(f"{path}: {len(names)} classes but {len(colors)} colors")
-    return ClassTable(list(names), [tuple(int(v) for v in c) for c in colors], ignore_index), mask_colors
+    table = ClassTable(list(names), [tuple(int(v) for v in c) for c in colors], ignore_index)
+    return table, mask_colors, identity_lut(table.num_classes, table.ignore_index), []
 
 
 def _split_stems(root: Path, stems: list[str], split: str, seed: int, val_fraction: float,
@@ -225,6 +255,6 @@ def load_split(root: Path, split: str, seed: int = 0, val_fraction: float = 0.2,
     if listed.is_file():  # a split list: only its own stems' problems (and the list's) belong to this split
         wanted = {s.strip() for s in listed.read_text(encoding="utf-8").splitlines()}
         skipped = [(path, reason) for path, reason in skipped if path.stem in wanted or path == listed]
-    table, mask_colors = _class_table(root, meta, pairs, skip_bad)
-    return SplitSpec(split, [by_stem[s] for s in stems], table, identity_lut(table.num_classes, table.ignore_index),
-                     root, mask_colors=mask_colors, skipped=skipped)
+    table, mask_colors, lut, notes = _class_table(root, meta, pairs, skip_bad)
+    return SplitSpec(split, [by_stem[s] for s in stems], table, lut, root, mask_colors=mask_colors,
+                     skipped=skipped, notes=notes)

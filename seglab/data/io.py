@@ -14,6 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 EXIF_ORIENTATION = 0x0112
+_MASK_VALUES: dict[tuple, np.ndarray] = {}  # (path, size, mtime, colour table) -> a mask's distinct raw values
+_MASK_VALUES_LIMIT = 500_000
 
 
 class DataError(ValueError):
@@ -159,6 +161,24 @@ def read_mask(path: Path, colors: dict | None = None) -> np.ndarray:
         raise DataError(f"{path}: mask has mode {image.mode}; expected a single-channel (L or P) label image, or "
                         f"give a colour table (\"colors\" or \"color_map\" in dataset.json) for colour masks")
     raise DataError(f"{path}: mask has mode {image.mode}; expected a single-channel (L or P) label image")
+
+
+def mask_values(path: Path, colors: dict | None = None) -> np.ndarray:
+    """The distinct raw values of one mask (sorted), cached by path, file size, modification time and colour table."""
+    try:
+        stat = Path(path).stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns, tuple(sorted(colors.items())) if colors else None)
+    except OSError:
+        key = None  # read_mask names the problem
+    if key in _MASK_VALUES:
+        return _MASK_VALUES[key]
+    values = np.flatnonzero(np.bincount(read_mask(path, colors).ravel(), minlength=256))
+    values.setflags(write=False)  # shared through the cache
+    if key is not None:
+        if len(_MASK_VALUES) >= _MASK_VALUES_LIMIT:
+            _MASK_VALUES.clear()
+        _MASK_VALUES[key] = values
+    return values
 
 
 def color_code(rgb) -> int:

@@ -39,6 +39,7 @@ class SplitSpec:
     root: Path = field(default_factory=Path)
     mask_colors: dict | None = None  # colour masks (RGB): {(r, g, b): raw value}; None = masks hold values
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # skip_bad=true: (file, reason) left out
+    notes: list[str] = field(default_factory=list)  # one-line facts train and verify print (how masks were read)
 
 
 def keep_going(skip_bad: bool, skipped: list, path: Path, reason: str) -> None:

@@ -1,64 +1,105 @@
-"""Evaluation of a model on a dataset split, at the training size or at each image's own size."""
+"""Scoring at the training size: a forward callable over a dataset's resized samples, and the metric summary.
+
+This is the fast path of training-time validation for stretch models (the cached, resized samples
+against the resized masks). Scoring at each image's own resolution needs inference (stretch, tiling,
+resizing back) and lives above, in the inference package (inference/evaluate.py), so that `seglab val` scores exactly
+what `seglab predict` writes; nothing in engine/ imports the inference package.
+"""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from seglab.data.dataset import SegmentationDataset, load_mask
 from seglab.engine.device import Runtime, normalize
 from seglab.engine.distributed import Group, all_reduce_sum
-from seglab.inference.predictor import labels_at_size
 from seglab.metrics import SegmentationMetrics
 
 RESOLUTIONS = ("original", "train")
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, runtime: Runtime, preprocess: dict,
-             batch: int = 8, loss_fn=None, resolution: str = "train", boundary: bool = False,
-             indices=None, group: Group | None = None) -> dict:
-    """Metrics sections (dataset, per_image[, boundary]) plus "loss" when loss_fn is given.
-
-    resolution="train" scores the resized masks; "original" resizes each image's logits back to
-    its own size before argmax and scores the mask as stored, as `predict` would write it.
-    `indices` restricts the images (a DDP rank's share); with `group`, counts are summed over ranks.
-    """
-    if resolution not in RESOLUTIONS:
-        raise ValueError(f"resolution={resolution!r}: expected one of {', '.join(RESOLUTIONS)}")
+def new_metrics(dataset: SegmentationDataset, boundary: bool = False) -> SegmentationMetrics:
     classes = dataset.spec.classes
-    metrics = SegmentationMetrics(classes.num_classes, classes.ignore_index, boundary=boundary)
-    was_training = model.training
-    model.eval()
-    loss_sum, count = 0.0, 0
-    subset = dataset if indices is None else Subset(dataset, list(indices))
-    for images, masks, index_batch in DataLoader(subset, batch_size=batch, shuffle=False):
-        x = normalize(images, preprocess["mean"], preprocess["std"], runtime)
-        with runtime.autocast():
-            logits = model(x)
-        logits = logits.float()
-        if loss_fn is not None:
-            loss_sum += float(loss_fn(logits, masks.to(runtime.device))) * len(images)
-            count += len(images)
-        if resolution == "train":
-            metrics.update(logits.argmax(1).cpu(), masks)
-            continue
-        for image_logits, index in zip(logits, index_batch.tolist()):
-            truth = torch.from_numpy(load_mask(dataset.spec, index)).long()
-            metrics.update(labels_at_size(image_logits, truth.shape).cpu()[None], truth[None])
-    model.train(was_training)
+    return SegmentationMetrics(classes.num_classes, classes.ignore_index, boundary=boundary)
+
+
+def finish(metrics: SegmentationMetrics, resolution: str, loss_sum: float = 0.0, count: int = 0, loss_fn=None,
+           group: Group | None = None, device="cpu") -> dict:
+    """The result dict: metric sections, "confusion_matrix" (dataset level, rows = truth), "resolution"
+    [, "loss"]; with an active `group`, counts and losses are summed over the processes first."""
     if group is not None and group.active:
         metrics.all_reduce()
-        loss_sum, count = all_reduce_sum([loss_sum, count], group, runtime.device)
+        loss_sum, count = all_reduce_sum([loss_sum, count], group, device)
     out = metrics.compute()
+    out["confusion_matrix"] = metrics.dataset.matrix.cpu().tolist()
     out["resolution"] = resolution
     if loss_fn is not None:
         out["loss"] = loss_sum / max(count, 1)
     return out
 
 
+@torch.no_grad()
+def score_resized(logits_of: Callable[[torch.Tensor], torch.Tensor], dataset: SegmentationDataset, batch: int = 8,
+                  loss_fn=None, boundary: bool = False, indices=None, group: Group | None = None,
+                  device="cpu") -> dict:
+    """Metrics of `logits_of` (uint8 images [N, 3, h, w] -> logits [N, C, h, w]) on the dataset's
+    samples as they are stored (resized to the training size) against their resized masks."""
+    metrics = new_metrics(dataset, boundary)
+    loss_sum, count = 0.0, 0
+    subset = dataset if indices is None else Subset(dataset, list(indices))
+    for images, masks, _ in DataLoader(subset, batch_size=batch, shuffle=False):
+        logits = logits_of(images).float()
+        if loss_fn is not None:
+            loss_sum += float(loss_fn(logits, masks.to(logits.device))) * len(images)
+            count += len(images)
+        metrics.update(logits.argmax(1).cpu(), masks)
+    return finish(metrics, "train", loss_sum, count, loss_fn, group, device)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, runtime: Runtime, preprocess: dict,
+             batch: int = 8, loss_fn=None, resolution: str = "train", boundary: bool = False,
+             indices=None, group: Group | None = None) -> dict:
+    """Deprecated: `evaluate` of inference/evaluate.py (through the Predictor) replaces it.
+
+    Kept only until modes/train.py calls the new one. resolution="train" is `score_resized` with the
+    raw model; "original" is the pre-Predictor scoring (logits resized back per image), which is NOT
+    what `predict` writes for tiled images."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution={resolution!r}: expected one of {', '.join(RESOLUTIONS)}")
+    was_training = model.training
+    model.eval()
+
+    def logits_of(images: torch.Tensor) -> torch.Tensor:
+        with runtime.autocast():
+            return model(normalize(images, preprocess["mean"], preprocess["std"], runtime)).float()
+
+    try:
+        if resolution == "train":
+            return score_resized(logits_of, dataset, batch, loss_fn, boundary, indices, group, runtime.device)
+        metrics, loss_sum, count = new_metrics(dataset, boundary), 0.0, 0
+        subset = dataset if indices is None else Subset(dataset, list(indices))
+        for images, masks, index_batch in DataLoader(subset, batch_size=batch, shuffle=False):
+            logits = logits_of(images)
+            if loss_fn is not None:
+                loss_sum += float(loss_fn(logits, masks.to(logits.device))) * len(images)
+                count += len(images)
+            for image_logits, index in zip(logits, index_batch.tolist()):
+                truth = torch.from_numpy(load_mask(dataset.spec, index)).long()
+                scores = F.interpolate(image_logits[None].cpu(), size=tuple(truth.shape), mode="bilinear",
+                                       align_corners=False)
+                metrics.update(scores.argmax(1), truth[None])
+        return finish(metrics, "original", loss_sum, count, loss_fn, group, runtime.device)
+    finally:
+        model.train(was_training)
+
+
 def summary(result: dict, class_names: list[str]) -> dict:
-    """The headline numbers of `evaluate` flattened, per-class values keyed by class name."""
+    """The headline numbers of an evaluation flattened, per-class values keyed by class name."""
     data = result["dataset"]
     out = {k: data[k] for k in ("pixel_accuracy", "mean_class_accuracy", "miou", "mean_dice", "fwiou")}
     for key in ("iou_per_class", "dice_per_class", "precision_per_class", "recall_per_class", "pixel_share"):
@@ -68,6 +109,9 @@ def summary(result: dict, class_names: list[str]) -> dict:
         out["bf_per_class"] = dict(zip(class_names, result["boundary"]["bf_per_class"]))
     out["per_image"] = {k: result["per_image"].get(k) for k in ("pixel_accuracy", "miou", "mean_dice")}
     out["resolution"] = result["resolution"]
+    if "confusion_matrix" in result:
+        out["num_pixels"] = data.get("num_pixels")
+        out["confusion_matrix"] = result["confusion_matrix"]  # rows = truth, columns = prediction
     if "loss" in result:
         out["loss"] = result["loss"]
     return out

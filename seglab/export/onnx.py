@@ -8,12 +8,13 @@ file's metadata_props as strings (JSON for anything but a string), which needs t
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from seglab.export.metadata import write_metadata
 
 
 def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int] = (256, 256), opset: int = 17,
@@ -33,7 +34,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int] 
                           input_names=["images"], output_names=["logits"],
                           dynamic_axes={"images": axes, "logits": axes}, do_constant_folding=True)
     if metadata:
-        _write_metadata(path, metadata)
+        write_metadata(path, metadata)
     return path
 
 
@@ -42,15 +43,3 @@ def _in_channels(model: nn.Module) -> int:
     if conv is None:
         raise ValueError("export_onnx: the model has no Conv2d to read its input channels from")
     return conv.in_channels
-
-
-def _write_metadata(path: Path, metadata: dict) -> None:
-    try:
-        import onnx
-    except ImportError:
-        raise ImportError("writing ONNX metadata needs the onnx package: pip install onnx") from None
-    proto = onnx.load(str(path))
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = str(key), value if isinstance(value, str) else json.dumps(value)
-    onnx.save(proto, str(path))

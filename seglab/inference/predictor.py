@@ -1,13 +1,24 @@
-"""Predictor: a checkpoint (.pt) or an exported model (.onnx) applied to images, with its own preprocessing.
+"""Predictor: a checkpoint (.pt), an exported model (.onnx) or an in-memory model applied to images,
+with the checkpoint's own preprocessing. `seglab predict` writes what `Predictor.run` returns and
+`seglab val` scores exactly that (seglab/inference/evaluate.py).
 
-Two ways to fit an image to the model (`mode`):
-- stretch: the image is stretched to the training size, as in training, and the scores are resized
-  (bilinear) back to the image's own size before the argmax: what `val` scores by default.
-- tile: the image is cut into overlapping tiles of `tile` pixels at its own resolution and the tile
-  probabilities are blended (seglab/inference/tiling.py), in bounded memory.
-- auto (default): stretch, unless the image's longer side exceeds `auto_tile` x the training size,
-  i.e. stretching would shrink it more than that: then tile.
-With `tta`, each forward pass becomes the mean softmax over horizontal flip x `scales`.
+The checkpoint's `preprocess["resize"]` says how training pixels relate to source pixels, and every
+mode honours it, so the model sees objects at the size training showed them:
+- "stretch" (the default, also for checkpoints without the key): whole images stretched to the
+  training size H x W. Every mode first resamples the image to that view (the decoder and resize of
+  training, `load_image`); the probabilities are then resized (bilinear) back to the image's own
+  size in row bands of bounded memory (seglab/inference/resample.py), whatever the image size.
+  - stretch: the views of up to `batch` images go through the model together;
+  - tile: the view is cut into tiles of `tile` pixels of the view (0 = the training size: one tile)
+    and the tile probabilities blended (seglab/inference/tiling.py); one image at a time;
+  - auto (default): stretch, but images whose longer side exceeds `auto_tile` x the training size
+    take the one-at-a-time tile path, so a batch never holds several huge decoded images.
+  With the default tile the two paths give the same labels up to float rounding.
+- "crop" (patch training): the model saw `size` crops at native resolution, so the training scale is
+  the image's own: tile slides over the image itself; auto means tile; stretch is refused (it would
+  shrink objects by the image-to-crop ratio, a scale the model never saw).
+`tile` is in pixels at the training scale. With `tta`, each forward pass becomes the mean softmax
+over horizontal flip x `scales`.
 """
 
 from __future__ import annotations
@@ -18,37 +29,38 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 from seglab.data.dataset import load_image
-from seglab.data.io import DataError, read_image
+from seglab.data.io import read_image
 from seglab.data.size import as_hw, size_text
 from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from seglab.engine.device import Runtime, normalize
 from seglab.inference.backends import OnnxBackend, TorchBackend
+from seglab.inference.resample import resized_bands
 from seglab.inference.tiling import BLENDS, TileStats, assemble, tiled_bands
 from seglab.inference.tta import DEFAULT_SCALES, augmented_probs, parse_scales
 
 MODES = ("auto", "stretch", "tile")
-STRETCH_MAX_PIXELS = 25_000_000  # stretch resizes full-size scores [C, H, W] in one piece
+# preprocess["resize"] -> does the model see pixels at the image's own (native) resolution?
+NATIVE_SCALE = {"stretch": False, "crop": True}
 
 
-class InputTooLarge(DataError):
-    """An image that the chosen mode cannot predict; the message says which mode can."""
+def training_scale(preprocess: dict, where: str = "the checkpoint") -> str:
+    """The resize policy a checkpoint's preprocess records: "stretch" (also when absent) or "crop"."""
+    resize = preprocess.get("resize") or "stretch"
+    if resize not in NATIVE_SCALE:
+        raise ValueError(f"{where}: preprocess resize={resize!r} is not one seglab knows "
+                         f"({', '.join(NATIVE_SCALE)}); it was written by a newer seglab?")
+    return resize
 
 
-def labels_at_size(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """logits [C, h, w] -> class ids [H, W] at `size` (H, W)."""
-    return resize_scores(logits, size).argmax(0)
-
-
-def resize_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    scores = scores.float()
-    if tuple(scores.shape[-2:]) != tuple(size):
-        scores = F.interpolate(scores[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
-    return scores
+def labels_at_size(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """scores [C, h, w] -> class ids [H, W] at `size` (H, W), resized in row bands as predict does."""
+    height, width = size
+    return torch.from_numpy(assemble(resized_bands(scores, (height, width)), height, width)).long()
 
 
 @dataclass
@@ -88,14 +100,52 @@ class Job:
     probs_out: np.ndarray | None = None
     stats: TileStats = field(default_factory=TileStats)
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Job":
+        """The job `predict` and `val` both make for an image file (DataError when it cannot be read)."""
+        return cls(np.asarray(read_image(path)), Path(path))
+
 
 class Predictor:
-    def __init__(self, model: str | Path, runtime: Runtime | None = None, options: InferenceOptions | None = None,
-                 compile: bool = False, threads: int = 0, fuse: bool = True):
+    """`model`: a .pt or .onnx path, or an nn.Module with `metadata` = the checkpoint's {classes,
+    preprocess} (training-time validation). An in-memory model is put in eval mode (and, with
+    fuse=True, copied with its BatchNorms folded); the caller restores train mode."""
+
+    def __init__(self, model: str | Path | nn.Module, runtime: Runtime | None = None,
+                 options: InferenceOptions | None = None, compile: bool = False, threads: int = 0,
+                 fuse: bool = True, metadata: dict | None = None):
         if threads > 0:
             torch.set_num_threads(threads)
         self.options = options or InferenceOptions()
-        path = Path(model)
+        if isinstance(model, nn.Module):
+            if metadata is None or not {"classes", "preprocess"} <= set(metadata):
+                raise ValueError("Predictor(model=nn.Module) needs metadata={'classes': ..., 'preprocess': ...}, "
+                                 "as a checkpoint holds them")
+            self._use_module(model, metadata, runtime, fuse, compile)
+            where = "the in-memory model"
+        else:
+            self._load(Path(model), runtime, threads, fuse, compile)
+            where = str(model)
+        classes = self.checkpoint["classes"]
+        self.classes = classes if isinstance(classes, ClassTable) else ClassTable.from_dict(classes)
+        self.preprocess = self.checkpoint["preprocess"]
+        self.train_size = as_hw(self.preprocess["size"])  # (H, W)
+        self.size = max(self.train_size)  # the scalar training size: the auto_tile threshold
+        self.scale = training_scale(self.preprocess, where)
+        self.native = NATIVE_SCALE[self.scale]
+        if self.native and self.options.mode == "stretch":
+            raise ValueError(f"{where} was trained on {size_text(self.train_size)} crops at native resolution "
+                             "(preprocess resize=crop): mode=stretch would shrink each image to the crop size, "
+                             "a scale the model never saw; use mode=tile or mode=auto (both tile at native "
+                             "resolution)")
+
+    def _use_module(self, model: nn.Module, metadata: dict, runtime: Runtime | None, fuse: bool, compile: bool):
+        self.checkpoint = metadata
+        self.runtime = runtime or Runtime.from_config("auto", "auto", True)
+        self.backend = TorchBackend(model, self.runtime, fuse, compile)
+        self.model = self.backend.model
+
+    def _load(self, path: Path, runtime: Runtime | None, threads: int, fuse: bool, compile: bool):
         if path.suffix.lower() == ".onnx":
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: ONNX file not found")
@@ -108,26 +158,27 @@ class Predictor:
                                  "export with `seglab export model=CHECKPOINT.pt format=onnx`")
             self.model = None
         else:
-            self.checkpoint = load_checkpoint(path)
-            self.runtime = runtime or Runtime.from_config("auto", "auto", True)
-            self.backend = TorchBackend(model_from_checkpoint(self.checkpoint), self.runtime, fuse, compile)
-            self.model = self.backend.model
-        self.classes = ClassTable.from_dict(self.checkpoint["classes"])
-        self.preprocess = self.checkpoint["preprocess"]
-        self.train_size = as_hw(self.preprocess["size"])  # (H, W)
-        self.size = max(self.train_size)  # the scalar training size: default tile, auto_tile threshold
+            checkpoint = load_checkpoint(path)
+            self._use_module(model_from_checkpoint(checkpoint), checkpoint, runtime, fuse, compile)
 
     @property
     def num_classes(self) -> int:
         return self.classes.num_classes
 
+    @property
+    def tile(self) -> tuple[int, int]:
+        """Tile height and width in pixels at the training scale (`tile`, or the training size)."""
+        return as_hw(self.options.tile) if self.options.tile else self.train_size
+
     def describe(self) -> str:
         opts = self.options
-        what = f"mode={opts.mode}" + (f" tile={opts.tile or self.size} overlap={opts.overlap} blend={opts.blend}"
+        what = f"mode={opts.mode}" + (f" tile={size_text(self.tile)} overlap={opts.overlap} blend={opts.blend}"
                                       if opts.mode != "stretch" else "")
         tta = f" tta=flip x scales {list(opts.scales)}" if opts.tta else ""
         where = self.backend.name if self.model is None else self.runtime.describe()
-        return f"{where}, {what}{tta}, training size {size_text(self.train_size)}"
+        scale = (f"{size_text(self.train_size)} crops at native resolution" if self.native
+                 else f"images stretched to {size_text(self.train_size)}")
+        return f"{where}, {what}{tta}, trained on {scale}"
 
     # -- the forward pass on uint8 batches -------------------------------------------------------
     @torch.no_grad()
@@ -151,55 +202,57 @@ class Predictor:
 
     # -- whole images ------------------------------------------------------------------------------
     def mode_for(self, height: int, width: int) -> str:
-        """stretch or tile for an image of this size; InputTooLarge when the chosen mode cannot take it."""
+        """stretch (batched with other images) or tile (one at a time) for an image of this size."""
+        if self.native:
+            return "tile"
         mode = self.options.mode
         if mode == "auto":
             mode = "tile" if max(height, width) > self.options.auto_tile * self.size else "stretch"
-        if mode == "stretch" and height * width > STRETCH_MAX_PIXELS:
-            raise InputTooLarge(f"{width}x{height} image ({height * width / 1e6:.0f} MP) is too large for "
-                                f"mode=stretch (at most {STRETCH_MAX_PIXELS / 1e6:.0f} MP); use mode=tile or mode=auto")
         return mode
 
     def run(self, jobs: list[Job]) -> list[np.ndarray]:
-        """Class ids uint8 [H, W] per job; stretched images go through the model in batches."""
+        """Class ids uint8 [H, W] per job; stretch-mode images go through the model in batches."""
         labels: list[np.ndarray | None] = [None] * len(jobs)
-        stretch = []
+        batched = []
         for i, job in enumerate(jobs):
             if self.mode_for(*job.image.shape[:2]) == "stretch":
-                stretch.append(i)
+                batched.append(i)
             else:
                 labels[i] = self._tiled(job)
-        for start in range(0, len(stretch), self.options.batch):
-            chunk = stretch[start:start + self.options.batch]
-            batch = torch.from_numpy(np.stack([self._stretched(jobs[i]) for i in chunk]))
-            scores, are_probs = self.scores(batch)
-            for i, image_scores in zip(chunk, scores):
-                labels[i] = self._finish_stretch(image_scores, are_probs, jobs[i])
+        for start in range(0, len(batched), self.options.batch):
+            chunk = batched[start:start + self.options.batch]
+            probs = self.probs(torch.from_numpy(np.stack([self.training_view(jobs[i]) for i in chunk])))
+            for i, image_probs in zip(chunk, probs.float().cpu()):
+                labels[i] = self._at_image_size(image_probs, jobs[i])
         return labels
 
-    def _stretched(self, job: Job) -> np.ndarray:
+    def training_view(self, job: Job) -> np.ndarray:
+        """A stretch model's view of the image, uint8 [3, H, W] at the training size, decoded as in training."""
         if job.source is not None:
             return load_image(job.source, self.train_size)
         height, width = self.train_size
         image = Image.fromarray(job.image).resize((width, height), Image.BILINEAR)
         return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
 
-    def _finish_stretch(self, scores: torch.Tensor, are_probs: bool, job: Job) -> np.ndarray:
-        full = resize_scores(scores.cpu(), job.image.shape[:2])
-        if job.probs_out is not None:
-            job.probs_out[...] = (full if are_probs else full.softmax(0)).numpy().astype(job.probs_out.dtype)
-        return full.argmax(0).to(torch.uint8).numpy()
+    def _at_image_size(self, probs: torch.Tensor, job: Job) -> np.ndarray:
+        height, width = job.image.shape[:2]
+        return assemble(resized_bands(probs, (height, width)), height, width, job.probs_out)
+
+    def _tile_bands(self, image: torch.Tensor, stats: TileStats):
+        opts = self.options
+        return tiled_bands(image, self.probs, self.num_classes, self.tile, opts.overlap, opts.blend, opts.batch, stats)
 
     def _tiled(self, job: Job) -> np.ndarray:
-        opts = self.options
         height, width = job.image.shape[:2]
+        if not self.native:  # tile the training-scale view, then resize its probabilities back
+            view = torch.from_numpy(self.training_view(job))
+            probs = torch.cat([band for _, band in self._tile_bands(view, job.stats)], 1)
+            return self._at_image_size(probs, job)
         with warnings.catch_warnings():  # PIL's arrays are read-only; tiles are only read, never written
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             image = torch.from_numpy(job.image).permute(2, 0, 1)
-        bands = tiled_bands(image, self.probs, self.num_classes, opts.tile or self.size, opts.overlap,
-                            opts.blend, opts.batch, job.stats)
-        return assemble(bands, height, width, job.probs_out)
+        return assemble(self._tile_bands(image, job.stats), height, width, job.probs_out)
 
     def predict_files(self, paths: list[Path]) -> list[np.ndarray]:
         """Class ids (uint8 [H, W] at each image's own size) for a batch of image files."""
-        return self.run([Job(np.asarray(read_image(p)), Path(p)) for p in paths])
+        return self.run([Job.from_file(p) for p in paths])

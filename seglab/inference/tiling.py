@@ -1,9 +1,9 @@
 """Sliding-window inference in bounded memory: tiles, blending windows, row bands.
 
-Tiles of `tile` x `tile` pixels overlap by `overlap` (a fraction of the tile); their starts are
-spread evenly so the last tile ends at the image edge. Each tile's probabilities are weighted by a
-window (constant, or a Gaussian that trusts tile centres more than edges) and summed, then divided
-by the summed weights.
+Tiles of `tile` pixels (S for S x S, or (height, width)) overlap by `overlap` (a fraction of the
+tile); their starts are spread evenly so the last tile ends at the image edge. Each tile's
+probabilities are weighted by a window (constant, or a Gaussian that trusts tile centres more than
+edges) and summed, then divided by the summed weights.
 
 Memory: tiles are taken one row of tiles at a time. The weighted sums live in a buffer of
 (C + 1) x tile x W float32 values (W = image width) that slides down the image; rows no later tile
@@ -20,6 +20,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+
+from seglab.data.size import as_hw
 
 BLENDS = ("gaussian", "constant")
 
@@ -57,17 +59,18 @@ class TileStats:
 
 
 def tiled_bands(image: torch.Tensor, tile_probs: Callable[[torch.Tensor], torch.Tensor], num_classes: int,
-                tile: int, overlap: float = 0.25, blend: str = "gaussian", batch: int = 8,
+                tile, overlap: float = 0.25, blend: str = "gaussian", batch: int = 8,
                 stats: TileStats | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (first row, probabilities [C, rows, W]) bands covering the image top to bottom.
 
-    `image` is uint8 [3, H, W] (any device); `tile_probs` maps a uint8 batch [N, 3, h, w] to
-    probabilities [N, C, h, w] (normalisation, TTA and the model live there).
+    `image` is uint8 [3, H, W] (any device); `tile` is S or (height, width); `tile_probs` maps a
+    uint8 batch [N, 3, h, w] to probabilities [N, C, h, w] (normalisation, TTA and the model live there).
     """
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap={overlap}: expected a fraction in [0, 1)")
     _, height, width = image.shape
-    th, tw = min(tile, height), min(tile, width)
+    tile_height, tile_width = as_hw(tile)
+    th, tw = min(tile_height, height), min(tile_width, width)
     ys, xs = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
     window = blend_window(th, tw, blend)
     sums = torch.zeros(num_classes, th, width)

@@ -1,6 +1,6 @@
 """`seglab benchmark model=NAME|CHECKPOINT.pt|FILE.onnx imgsz=256 batch=8`: inference latency and throughput.
 
-Times batch 1 and batch `batch` on each of `backends` (seglab/inference/benchmark.py), prints a
+Times batch 1 and batch `batch` on each of `backends` (seglab/benchmark/timing.py), prints a
 Markdown table and writes <out or project/benchmark>/benchmark_<model>_<imgsz>.json. An architecture
 name builds that model with the config's model arguments (width=, depth=, encoder=, ...), random
 weights and 3 classes; a checkpoint brings its own.
@@ -19,21 +19,20 @@ from seglab.config import Config
 from seglab.data.size import size_text
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from seglab.engine.run_folder import write_json
-from seglab.inference.benchmark import make_candidates, machine, measure, parse_backends, summarize, table
+from seglab.benchmark.timing import make_candidates, machine, measure, parse_backends, summarize, table
 from seglab.models import build_model, model_arguments
+from seglab.models.source import resolve_model
 
 NUM_CLASSES = 3
 
 
 def _model(cfg: Config) -> tuple[torch.nn.Module | None, dict]:
-    path = Path(cfg.model)
-    if path.suffix.lower() == ".onnx":
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: ONNX file not found")
-        return None, {"model": str(path)}
-    if path.suffix.lower() == ".pt":
-        ckpt = load_checkpoint(path)
-        return model_from_checkpoint(ckpt), {"model": str(path), "arch": ckpt["arch"]}
+    source = resolve_model(cfg.model)
+    if source.kind == "onnx":
+        return None, {"model": source.name}
+    if source.kind == "checkpoint":
+        ckpt = load_checkpoint(source.path)
+        return model_from_checkpoint(ckpt), {"model": source.name, "arch": ckpt["arch"]}
     args = model_arguments(cfg.model, NUM_CLASSES, {**cfg.to_dict(), "encoder_weights": ""})
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, args, pretrained=False).eval()
@@ -61,7 +60,7 @@ def benchmark(cfg: Config) -> dict:
     say = print if cfg.verbose else (lambda *_: None)
     start, load_before = time.perf_counter(), _load()
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = Path(cfg.model) if model is None else None
+        onnx_path = Path(about["model"]) if model is None else None
         candidates = make_candidates(model, names, cfg.imgsz, cfg.device, cfg.threads, onnx_path, Path(tmp))
         say(f"benchmark {about['model']} at {size_text(cfg.imgsz)}, batches {batches}, {cfg.repeats} interleaved "
             f"rounds, {torch.get_num_threads()} threads")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from seglab.config import Config
-from seglab.inference.onnx_file import TOLERANCE, export_checkpoint
+from seglab.export.checkpoint import TOLERANCE, export_checkpoint
+from seglab.models.source import require, resolve_model
 
 FORMATS = ("onnx",)
 
@@ -18,15 +19,14 @@ FORMATS = ("onnx",)
 def export(cfg: Config) -> Path:
     if cfg.format not in FORMATS:
         raise ValueError(f"format={cfg.format!r}: expected one of {', '.join(FORMATS)}")
-    if not str(cfg.model).endswith(".pt"):
-        raise ValueError(f"model={cfg.model!r}: export needs a checkpoint .pt (e.g. runs/train/best.pt)")
+    checkpoint = require(resolve_model(cfg.model), "export", ("checkpoint",)).path
     out = Path(cfg.out) if cfg.out else None
     if out is not None and out.suffix.lower() != ".onnx":
-        out = out / Path(cfg.model).with_suffix(".onnx").name
-    path, report = export_checkpoint(cfg.model, out, cfg.opset)
+        out = out / checkpoint.with_suffix(".onnx").name
+    path, report = export_checkpoint(checkpoint, out, cfg.opset)
     if cfg.verbose:
         diffs = ", ".join(f"{size}: {diff:.1e}" for size, diff in report["max_abs_diff"].items())
-        print(f"exported {cfg.model} -> {path} (opset {cfg.opset}, dynamic batch/height/width, "
+        print(f"exported {checkpoint} -> {path} (opset {cfg.opset}, dynamic batch/height/width, "
               f"{path.stat().st_size / 1e6:.1f} MB)\nonnxruntime vs PyTorch, max |logit difference|: {diffs}")
         if report["input_multiple"] > 1:
             print(f"the graph takes sides that are multiples of {report['input_multiple']}; `seglab predict` pads "

@@ -1,8 +1,9 @@
 """`seglab predict`: class-index PNG, colour PNG and overlay per image (and optionally probabilities),
 at each image's own size; videos frame by frame. A file that cannot be used is reported and skipped.
 
-Images that are stretched to the training size go through the model in batches of `batch`; tiled
-images are predicted one at a time, their tiles in batches (see seglab/inference/predictor.py).
+Images in stretch mode go through the model in batches of `batch`; tiled images are predicted one at
+a time, their tiles in batches (see seglab/inference/predictor.py). `seglab val` scores exactly these
+labels (seglab/inference/evaluate.py).
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from seglab.config import Config
-from seglab.data.io import DataError, read_image
+from seglab.data.io import DataError
 from seglab.engine.device import Runtime
 from seglab.inference.malloc import reuse_freed_memory
 from seglab.inference.outputs import NAMES, flush_probs, probs_file, write_masks
@@ -38,13 +37,13 @@ class _Run:
 
     def add(self, path: Path) -> None:
         try:
-            image = np.asarray(read_image(path))
-            mode = self.predictor.mode_for(*image.shape[:2])
+            job = Job.from_file(path)
         except DataError as e:
             return self.fail(str(e) if str(e).startswith(str(path)) else f"{path}: {e}")
-        probs = probs_file(self.out, path.stem, self.predictor.num_classes, *image.shape[:2]) if self.save_probs else None
-        job = Job(image, path, probs)
-        if mode == "tile":
+        height, width = job.image.shape[:2]
+        if self.save_probs:
+            job.probs_out = probs_file(self.out, path.stem, self.predictor.num_classes, height, width)
+        if self.predictor.mode_for(height, width) == "tile":
             self._finish([job])
         else:
             self.pending.append(job)
@@ -105,4 +104,7 @@ def predict(cfg: Config) -> Path:
         (out / "errors.txt").write_text("\n".join(run.failed) + "\n")
         if cfg.verbose:
             print(f"{len(run.failed)} inputs skipped, listed in {out / 'errors.txt'}")
+    if not run.done:  # nothing to show for the call: an error (the CLI exits 1), errors.txt says why
+        raise DataError(f"nothing could be predicted from source={cfg.source!r}"
+                        + (f": {len(run.failed)} input(s) failed, listed in {out / 'errors.txt'}" if run.failed else ""))
     return out

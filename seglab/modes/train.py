@@ -13,8 +13,9 @@ import torch
 from torch.utils.data import DataLoader
 
 import seglab
-from seglab.config import Config, ConfigError, parse_time
-from seglab.data import SegmentationDataset, open_split, write_skipped
+from seglab.config import Config, ConfigError, parse_time, warn_unused_format_keys
+from seglab.data import SegmentationDataset, dataset_format, open_split, write_skipped
+from seglab.data.class_presence import require_two_classes
 from seglab.data.size import as_hw
 from seglab.engine import distributed
 from seglab.engine.checkpoint import load_checkpoint
@@ -25,7 +26,9 @@ from seglab.engine.optim import ProgressSchedule, build_optimizer
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import new_run_dir, write_config, write_json
 from seglab.engine.sampler import EpochBatchSampler
-from seglab.engine.trainer import SELECTION_METRICS, FitOptions, Trainer, TrainState, fit
+from seglab.engine.loop import FitOptions, fit
+from seglab.engine.sinks import run_folder_sinks
+from seglab.engine.trainer import SELECTION_METRICS, Trainer, TrainState
 from seglab.inference.predictor import Predictor
 from seglab.losses import build_loss, median_frequency_weights
 from seglab.metrics import format_class_table
@@ -36,7 +39,9 @@ IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CACHE_LIMIT_BYTES = 4 << 30
 
 
-def use_cache(cfg: Config, images: int) -> bool:
+def use_cache(cfg: Config, images: int, specs=()) -> bool:
+    """cache=auto: keep the decoded pairs in RAM when they take under CACHE_LIMIT_BYTES; for resize=crop
+    that is at native resolution, measured from the image headers of `specs` (none given: no cache)."""
     choice = str(cfg.cache).lower()
     if choice in ("ram", "true"):
         return True
@@ -44,6 +49,11 @@ def use_cache(cfg: Config, images: int) -> bool:
         return False
     if choice != "auto":
         raise ConfigError(f"cache={cfg.cache!r}: expected auto, ram or off")
+    resize = getattr(cfg, "resize", "stretch")
+    if resize == "crop":
+        from seglab.data.dataset import pair_bytes
+
+        return bool(specs) and sum(pair_bytes(spec, cfg.imgsz, resize) for spec in specs) < CACHE_LIMIT_BYTES
     height, width = as_hw(cfg.imgsz)
     return images * 4 * height * width < CACHE_LIMIT_BYTES
 
@@ -90,6 +100,7 @@ def train(cfg: Config) -> Path:
 def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: distributed.Group, device_name: str) -> Path:
     seed_everything(cfg.seed, cfg.deterministic)
     runtime = Runtime.from_config(device_name, cfg.precision, cfg.channels_last)
+    warn_unused_format_keys(cfg, dataset_format(cfg)[1])  # e.g. classes=binary on a folder dataset
     train_spec, val_spec = open_split(cfg, "train"), open_split(cfg, "val")
     classes = train_spec.classes
     args = model_arguments(cfg.model, classes.num_classes, cfg.to_dict())
@@ -101,15 +112,18 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = runtime.prepare_model(model)
     norm = getattr(model, "normalization", None) or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
-    preprocess = {"mean": list(norm["mean"]), "std": list(norm["std"]), "resize": "stretch",
+    preprocess = {"mean": list(norm["mean"]), "std": list(norm["std"]), "resize": getattr(cfg, "resize", "stretch"),
                   "size": list(as_hw(cfg.imgsz))}
     meta = {"arch": {"name": cfg.model, "args": args}, "classes": classes, "preprocess": preprocess,
             "config": cfg.to_dict()}
 
     cache = use_cache(cfg, len(train_spec.pairs) + len(val_spec.pairs))
     augment = cfg.augment_preset if cfg.augment else "none"
-    train_set = SegmentationDataset(train_spec, cfg.imgsz, augment=augment, cache=cache, skip_bad=cfg.skip_bad).preload()
-    val_set = SegmentationDataset(val_spec, cfg.imgsz, cache=cache, skip_bad=cfg.skip_bad).preload()
+    train_set = SegmentationDataset(train_spec, cfg.imgsz, augment=augment, cache=cache, skip_bad=cfg.skip_bad,
+                                    resize=getattr(cfg, "resize", "stretch")).preload()
+    require_two_classes(train_set)  # one class only: an error with the reason, before any run folder
+    val_set = SegmentationDataset(val_spec, cfg.imgsz, cache=cache, skip_bad=cfg.skip_bad,
+                                  resize=getattr(cfg, "resize", "stretch")).preload()
     sampler = EpochBatchSampler(len(train_set), cfg.batch, cfg.seed, group.rank, group.world_size)
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.workers,
                         persistent_workers=cfg.workers > 0, pin_memory=runtime.device.type == "cuda")
@@ -142,7 +156,6 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     if ckpt is not None:
         trainer.load_resume_state(ckpt)
         state = TrainState(**ckpt["state"])
-    writer = _tensorboard(run_dir) if group.is_main else None
     verbose = cfg.verbose and group.is_main
     if verbose:
         what = f"resuming {run_dir} at epoch {state.epoch}, batch {state.batch}" if ckpt else f"run folder {run_dir}"
@@ -150,22 +163,24 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
               f"({len(train_set)} train / {len(val_set)} val images, {classes.num_classes} classes); "
               f"{runtime.describe()}; {group.world_size} process(es); cache={'ram' if cache else 'off'}; "
               f"seed {cfg.seed}{' deterministic' if cfg.deterministic else ''}; {what}", flush=True)
-    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, cfg.save_every, verbose)
-    state = fit(trainer, loader, sampler, val_set, run_dir, meta, state, opts, group, writer)
-    if writer is not None:
-        writer.close()
+        for note in train_spec.notes:  # e.g. how 0/255 masks were read
+            print(f"note: {note}", flush=True)
+    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose)
+    sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose) if group.is_main else []
+    validate = _validator(trainer, val_set, cfg.batch, group)
+    state = fit(trainer, loader, sampler, validate, state, opts, classes.names, group, sinks)
     if group.is_main:
         _final_report(cfg, run_dir, runtime, val_set, trainer.loss_fn, state, verbose)
     distributed.barrier(group)
     return run_dir
 
 
-def _tensorboard(run_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+def _validator(trainer: Trainer, val_set, batch: int, group: distributed.Group):
+    """validate(model) -> metrics of the epoch's model on this process's share of val (summed over ranks)."""
+    share = max(1, batch // group.world_size)
+    indices = range(group.rank, len(val_set), group.world_size)
+    return lambda model: evaluate(model, val_set, trainer.runtime, trainer.preprocess, share, trainer.loss_fn,
+                                  indices=indices, group=group)
 
 
 def _final_report(cfg: Config, run_dir: Path, runtime: Runtime, val_set, loss_fn, state: TrainState, verbose: bool) -> None:

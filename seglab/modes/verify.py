@@ -3,7 +3,8 @@
 Each pair is decoded in full (image and mask), its labels mapped to classes and its sizes compared,
 exactly as training would. The report gives per split the pair count, image sizes and each class's
 share of the mask pixels, then every problem as "file: reason". Exit code 1 when there are problems,
-0 otherwise (warnings, such as a class that never occurs, do not fail).
+0 otherwise (warnings, such as a class that never occurs or a split with only one class, do not fail).
+Notes the dataset format gives (how 0/255 masks were read, for instance) are printed under the split.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seglab.config import Config
+from seglab.config import Config, warn_unused_format_keys
 from seglab.data import FORMATS, DataError, SplitSpec, dataset_format, load_mask
+from seglab.data.class_presence import one_class_reason
 from seglab.data.io import read_image
 
 MAX_LISTED = 100
@@ -54,15 +56,14 @@ class SplitReport:
     def warnings(self) -> list[str]:
         if not self.ok:
             return []
-        names, ignore = self.spec.classes.names, self.spec.classes.ignore_index
+        names = self.spec.classes.names
         absent = [name for i, name in enumerate(names) if self.pixels[i] == 0]
         out = []
         if absent:
             out.append(f"split '{self.spec.name}': class(es) {absent} never occur")
-        present = [i for i in range(len(names)) if self.pixels[i]]
-        if present == [0] and self.pixels[ignore] and len(names) > 1:
-            out.append(f"split '{self.spec.name}': masks hold only class 0 and the ignore value {ignore}; "
-                       f"binary masks stored as 0/{ignore}? Store 0/1, or name the classes in dataset.json")
+        reason = one_class_reason(self.spec.classes, self.pixels > 0, self.spec.name, self.ok)
+        if reason:  # `seglab train` stops on such a training set with the same reason
+            out.append(reason)
         return out
 
 
@@ -85,9 +86,11 @@ def verify(cfg: Config) -> int:
     """Check the dataset `cfg.data`; print the report; 1 if any pair has a problem, else 0."""
     start = time.perf_counter()
     root, fmt = dataset_format(cfg)
+    warn_unused_format_keys(cfg, fmt)
     problems: list[tuple[str, Path, str]] = []
     warnings: list[str] = []
     owners: dict[Path, str] = {}
+    notes: set[str] = set()
     print(f"seglab verify: {root} ({fmt})")
     for split in FORMATS[fmt].splits(root):
         try:
@@ -104,6 +107,10 @@ def verify(cfg: Config) -> int:
         classes = spec.classes
         print(f"split {split}: {len(spec.pairs)} pairs, {report.ok} ok, {bad} problem(s); "
               f"{classes.num_classes} classes, ignore index {classes.ignore_index}")
+        for note in spec.notes:  # how the masks were read (e.g. 0/255 as background / foreground), once
+            if note not in notes:
+                print(f"  note: {note}")
+                notes.add(note)
         for line in report.lines():
             print(line)
         warnings += report.warnings()

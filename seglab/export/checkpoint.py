@@ -1,6 +1,6 @@
 """A checkpoint as a self-describing ONNX file, checked against PyTorch after export.
 
-`seglab/export/onnx.py` writes the graph (dynamic batch, height and width). This adds what
+`seglab/export/onnx.py` writes the graph, `seglab/export/metadata.py` its metadata (dynamic batch, height and width). This adds what
 `seglab predict model=x.onnx` needs as metadata_props (JSON values): `classes` (names, colours,
 ignore index), `preprocess` (mean, std in 0-1 units, resize policy, training size), `class_names`,
 `normalization`, `arch`, `seglab_version`, the input contract in words, and `input_multiple` /
@@ -12,7 +12,6 @@ or replicate) that reproduces PyTorch at an odd size.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,8 @@ import torch
 import seglab
 from seglab.data.size import as_hw, canonical
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from seglab.export import export_onnx
+from seglab.export.metadata import write_metadata
+from seglab.export.onnx import export_onnx
 from seglab.inference.backends import OnnxBackend, pad_to_multiple
 
 INPUT = "images: float32 [N, 3, H, W], RGB scaled to 0-1, then (x - mean) / std; output logits [N, C, H, W]"
@@ -41,7 +41,7 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path | None = None, op
                 "input": INPUT}
     export_onnx(model, path, input_size=(height, width), opset=opset, metadata=metadata)
     rule, report = probe_input_rule(model, path, (height, width))
-    add_metadata(path, rule)
+    write_metadata(path, rule)
     return path, {**report, **rule, "export_size": canonical((height, width))}
 
 
@@ -80,16 +80,6 @@ def probe_input_rule(model: torch.nn.Module, path: Path, size) -> tuple[dict, di
             diff = tries[rule["pad_mode"]]
     report[f"{odd[0]}x{odd[1]}"] = diff
     return rule, {"max_abs_diff": report}
-
-
-def add_metadata(path: Path, values: dict) -> None:
-    import onnx
-
-    proto = onnx.load(str(path))
-    for key, value in values.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
-    onnx.save(proto, str(path))
 
 
 def labels_agree(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,0 +1,353 @@
+"""Every configuration key in one declarative table: type, default, help, allowed values, and who uses it.
+
+seglab/config.py builds the `Config` dataclass, parsing, coercion and validation from this table;
+`seglab help` and docs/configuration.md are printed from it (`python -m seglab.config_keys >
+docs/configuration.md` regenerates the reference; tests/test_config_docs.py keeps it in sync).
+
+An entry declares facts, never code paths: `modes` lists the modes that read the key, `formats` the
+dataset formats that read it (empty = every format), `choices` the allowed values, `check` a range,
+`parse` a function that turns a structured value into its canonical form or raises ValueError.
+Checks that need torch (loss names, encoder names) import it only when the key is validated.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+MODES = ("train", "val", "predict", "export", "benchmark", "models", "verify")  # == seglab.modes.MODES (tested)
+ALL = MODES
+TRAIN, VAL, PREDICT, EXPORT, BENCHMARK, MODELS, VERIFY = ((m,) for m in MODES)
+INFER = ("val", "predict")  # the inference keys: val scores what predict writes, with the same options
+DATA_MODES = ("train", "val", "verify")  # modes that open a dataset
+# Tasks: "" = read it from the model / checkpoint. Add a task here when its implementation lands.
+TASKS = ("semantic",)
+
+
+class Check(NamedTuple):
+    """A range: `test(value)` is True for allowed values; `text` says which (`epochs=-3: must be at least 1`)."""
+
+    test: Callable[[Any], bool]
+    text: str
+
+
+def at_least(low) -> Check:
+    return Check(lambda v: v >= low, f"must be at least {low}")
+
+
+def above(low) -> Check:
+    return Check(lambda v: v > low, f"must be above {low}")
+
+
+def in_range(low, high, high_included: bool = False) -> Check:
+    if high_included:
+        return Check(lambda v: low <= v <= high, f"must be at least {low} and at most {high}")
+    return Check(lambda v: low <= v < high, f"must be at least {low} and below {high}")
+
+
+# --- parsers of structured values: value -> canonical value, or ValueError saying what is expected ---
+
+def parse_imgsz(value):
+    from seglab.data.size import canonical
+
+    return canonical(value)
+
+
+def parse_time_text(value):
+    from seglab.config import parse_time
+
+    parse_time(value)
+    return value
+
+
+DEVICE_TEXT = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def parse_device(value):
+    if not DEVICE_TEXT.match(value):
+        raise ValueError("expected auto, cpu, cuda or cuda:N (N = a GPU index)")
+    return value
+
+
+def parse_loss(value):
+    from seglab.losses.build import parse_loss_spec
+
+    try:
+        parse_loss_spec(value)
+    except KeyError as e:
+        raise ValueError(e.args[0] if e.args else str(e)) from None
+    return value
+
+
+def parse_class_weights(value):
+    if value in (None, "", "none", "median"):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in value):
+        return list(value)
+    raise ValueError("expected '' (none), median, or a list of non-negative numbers, one per class")
+
+
+def parse_decoder_channels(value):
+    def is_width(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    if value is None or is_width(value):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(is_width(v) for v in value):
+        return list(value)
+    raise ValueError("expected a width (e.g. 256), a list of widths (e.g. [256, 128, 64, 32, 16]) or null "
+                     "(the model's default)")
+
+
+def parse_encoder(value):
+    from seglab.encoders import ENCODERS, TIMM_PREFIX
+
+    if value == "" or value in ENCODERS or (value.startswith(TIMM_PREFIX) and len(value) > len(TIMM_PREFIX)):
+        return value
+    raise ValueError(f"expected '' (the model's default), {TIMM_PREFIX}NAME or one of {', '.join(ENCODERS)}")
+
+
+def parse_scales(value):
+    from seglab.inference.tta import parse_scales as scales
+
+    scales(value)
+    return value
+
+
+BACKEND_NAMES = ("eager", "channels_last", "fast", "compile", "onnxruntime")  # == the benchmark's BACKENDS (tested)
+
+
+def parse_backends(value):
+    names = [n.strip() for n in str(value).split(",") if n.strip()]
+    if not names or any(n not in BACKEND_NAMES for n in names):
+        raise ValueError(f"expected a comma-separated list of {', '.join(BACKEND_NAMES)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: Any  # int | float | str | bool | typing.Any (structured: see `shape`)
+    default: Any
+    help: str
+    modes: tuple[str, ...]
+    choices: tuple = ()
+    check: Check | None = None
+    parse: Callable[[Any], Any] | None = None
+    formats: tuple[str, ...] = ()  # dataset formats that read the key; () = every format
+    shape: str = ""  # the accepted forms of a structured (typing.Any) value
+    aliases: dict = field(default_factory=dict)  # other spellings -> the choice they mean
+    model_argument: bool = False  # passed to the architecture when its constructor takes it
+
+    @property
+    def type_text(self) -> str:
+        return self.shape or getattr(self.type, "__name__", str(self.type))
+
+    @property
+    def allowed_text(self) -> str:
+        """'one of a, b' / 'must be at least 1' / '' (anything of the type)."""
+        parts = []
+        if self.choices:
+            parts.append("one of " + ", ".join(show(c) for c in self.choices))
+        if self.check:
+            parts.append(self.check.text)
+        return "; ".join(parts)
+
+
+def show(value) -> str:
+    """A value as it is written in YAML / on the command line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    return '""' if value == "" else str(value)
+
+
+ARCH = ("train", "benchmark", "models")  # modes that build an architecture from the model arguments
+
+KEY_TABLE: list[Key] = [
+    # --- what to run on ---
+    Key("task", str, "", "what the model predicts; empty = from the model or checkpoint", ALL, choices=("", *TASKS)),
+    Key("model", str, "unet", "architecture name (see `seglab models`) for train / benchmark, or a checkpoint "
+        ".pt / exported .onnx for val, predict, export, benchmark", ("train", "val", "predict", "export", "benchmark")),
+    Key("data", str, "", 'dataset root folder; "" or "sample" = the bundled Oxford-IIIT Pet sample (train); '
+        "val defaults to the checkpoint's training data", DATA_MODES),
+    Key("dataset", str, "auto", "dataset format; auto = detected from the folder layout", DATA_MODES,
+        choices=("auto", "pet", "camvid", "voc", "folder")),
+    Key("classes", str, "", "Oxford-IIIT Pet classes: trimap (pet, background, border; the default) | binary "
+        "(background, pet; border ignored)", DATA_MODES, choices=("", "trimap", "binary"), formats=("pet",)),
+    Key("split", str, "val", "the split `seglab val` scores (e.g. val, test, trainval)", VAL),
+    Key("download", bool, False, "Oxford-IIIT Pet: fetch the official archives into `data` if missing", DATA_MODES,
+        formats=("pet",)),
+    Key("val_fraction", float, 0.2, "folder datasets without splits/ lists: held-out fraction for val (seeded)",
+        DATA_MODES, check=in_range(0, 1), formats=("folder",)),
+    Key("voc_aug", bool, False, "Pascal VOC: train on train_aug (VOC train + SBD, minus VOC val)", DATA_MODES,
+        formats=("voc",)),
+    # --- model arguments: passed to the architecture when its constructor takes them ---
+    Key("width", int, 32, "classic U-Net: channels of the first stage (doubled at each stage)", ARCH,
+        check=at_least(1), model_argument=True),
+    Key("depth", int, 4, "classic U-Net: number of down / up stages", ARCH, check=at_least(1), model_argument=True),
+    Key("upsample", str, "transpose", "classic U-Net decoder upsampling", ARCH, choices=("transpose", "bilinear"),
+        model_argument=True),
+    Key("norm", str, "batch", "classic U-Net normalisation layers", ARCH, choices=("batch", "group"),
+        model_argument=True),
+    Key("encoder", str, "", 'encoder-based models: "" = the model\'s default; see `seglab models` (timm:NAME for '
+        "any timm model)", ARCH, parse=parse_encoder, model_argument=True),
+    Key("encoder_weights", str, "", '"" = random init | imagenet (torchvision / timm / pip package) | path to a '
+        "state dict", TRAIN, model_argument=True),
+    Key("decoder_channels", typing.Any, None, "decoder widths; null = the model's default", ARCH,
+        parse=parse_decoder_channels, shape="null | int | [int, ...]", model_argument=True),
+    Key("dropout", float, 0.0, "decoder dropout (pix2pix, fcn*, setr_*, segformer, deeplabv3plus)", ARCH,
+        check=in_range(0, 1), model_argument=True),
+    Key("output_stride", int, 16, "deeplabv3plus: encoder output stride (later encoder strides become dilations)",
+        ARCH, choices=(8, 16, 32), model_argument=True),
+    # --- training ---
+    Key("imgsz", typing.Any, 128, "training size (benchmark: input size): S (square) or height x width, e.g. "
+        "256x352 or [256, 352]", ("train", "benchmark"), parse=parse_imgsz, shape="S | HxW | [H, W]"),
+    Key("resize", str, "stretch", "how training pixels relate to source pixels: stretch = each whole image resized "
+        "to imgsz (every built-in dataset); crop = random imgsz crops at native resolution (patch training for "
+        "large images; inference then tiles at native scale)", TRAIN, choices=("stretch", "crop")),
+    Key("epochs", int, 30, "epochs to train (the time budget may stop earlier)", TRAIN, check=at_least(1)),
+    Key("time", str, "", 'wall-clock budget, e.g. "10m", "90s", "1.5h"; empty = no budget', TRAIN,
+        parse=parse_time_text),
+    Key("batch", int, 8, "images per batch (train: the global batch over all processes)",
+        ("train", "val", "predict", "benchmark"), check=at_least(1)),
+    Key("optimizer", str, "adamw", "optimizer", TRAIN, choices=("adamw", "sgd")),
+    Key("lr", float, 0.0, "learning rate; 0 = the optimizer's default (adamw 1e-3, sgd 1e-2)", TRAIN,
+        check=at_least(0)),
+    Key("momentum", float, 0.9, "sgd momentum (Nesterov when above 0)", TRAIN, check=in_range(0, 1, True)),
+    Key("weight_decay", float, 1e-4, "weight decay (not on norms and biases)", TRAIN, check=at_least(0)),
+    Key("warmup_epochs", float, 1.0, "epochs of linear learning-rate warmup", TRAIN, check=at_least(0)),
+    Key("schedule", str, "cosine", "learning-rate schedule after the warmup", TRAIN,
+        choices=("cosine", "poly", "onecycle", "constant")),
+    Key("loss", typing.Any, "ce+dice", "loss or weighted sum of losses (ce, dice, focal, tversky, lovasz)", TRAIN,
+        parse=parse_loss, shape='"ce" | "ce+dice" | "0.5*ce+0.5*dice" | {ce: 0.5, dice: 0.5}'),
+    Key("class_weights", typing.Any, "", "loss class weights: median = median frequency of the train masks",
+        TRAIN, parse=parse_class_weights, shape='"" | median | [w0, w1, ...]'),
+    Key("clip_grad", float, 0.0, "max gradient norm; 0 = no clipping", TRAIN, check=at_least(0)),
+    Key("accumulate", int, 1, "batches per optimizer step (gradient accumulation)", TRAIN, check=at_least(1)),
+    Key("ema", float, 0.0, "decay of an exponential moving average of the weights (e.g. 0.999); 0 = off", TRAIN,
+        check=in_range(0, 1)),
+    Key("metric", str, "miou", "val metric that picks best.pt and drives early stopping", TRAIN,
+        choices=("miou", "pixel_accuracy", "mean_dice", "loss")),
+    Key("patience", int, 0, "early stopping: epochs without improvement of `metric`; 0 = off", TRAIN,
+        check=at_least(0)),
+    Key("save_every", int, 0, "also write last.pt every N batches (mid-epoch resume points); 0 = epoch ends only",
+        TRAIN, check=at_least(0)),
+    Key("resume", str, "", "true (runs/<name>/last.pt), or a run folder or last.pt path: continue exactly where "
+        "it stopped", TRAIN),
+    Key("augment", bool, True, "training augmentation on (augment_preset) or off", TRAIN),
+    Key("augment_preset", str, "light", "with augment=true: none | flip | light (crop, flip) | strong (+ rotation, "
+        "zoom-out, colour)", TRAIN, choices=("none", "flip", "light", "strong")),
+    Key("skip_bad", bool, False, "leave out image/mask pairs that cannot be used and list them in "
+        "<run>/skipped.txt", ("train", "val")),
+    Key("cache", str, "auto", "keep decoded, resized samples in RAM: auto (when under 4 GB) | ram | off", TRAIN,
+        choices=("auto", "ram", "off"), aliases={"true": "ram", "false": "off", "none": "off"}),
+    Key("workers", int, 0, "DataLoader worker processes (they share the cores of a laptop with training)", TRAIN,
+        check=at_least(0)),
+    Key("seed", int, 0, "random seed (initialisation, shuffling, augmentation, seeded splits)",
+        ("train", "val", "benchmark", "verify"), check=at_least(0)),
+    Key("deterministic", bool, False, "torch.use_deterministic_algorithms; the seed is always honoured", TRAIN),
+    Key("sync_bn", bool, False, "SyncBatchNorm across processes under torchrun (CUDA only)", TRAIN),
+    # --- speed ---
+    Key("device", str, "auto", "auto = cuda when available, else cpu", ("train", "val", "predict", "benchmark"),
+        parse=parse_device, shape="auto | cpu | cuda | cuda:N"),
+    Key("precision", str, "auto", "auto = bf16 where the hardware runs it natively, fp16 on older CUDA GPUs, fp32 "
+        "otherwise", ("train", "val", "predict"), choices=("auto", "bf16", "fp16", "fp32")),
+    Key("channels_last", bool, True, "NHWC memory layout for the model and its inputs", ("train", "val", "predict")),
+    # --- outputs ---
+    Key("project", str, "runs", "parent folder of run folders (benchmark: of benchmark/)", ("train", "benchmark")),
+    Key("name", str, "", "run folder name; default: the mode", TRAIN),
+    Key("exist_ok", bool, False, "reuse runs/<name> instead of making runs/<name>2", TRAIN),
+    Key("samples", int, 6, "overlays written to <run>/samples", TRAIN, check=at_least(0)),
+    Key("resolution", str, "original", "val scoring: original (each image's own size) | train (training size)",
+        ("train", "val"), choices=("original", "train")),
+    Key("source", str, "", "predict: a file, folder, glob or video", PREDICT),
+    Key("out", str, "", "output folder (predict: default <run folder of the model>/predict; export: a .onnx "
+        "file or folder)", ("val", "predict", "export", "benchmark")),
+    Key("verbose", bool, True, "print progress and results", ("train", "val", "predict", "export", "benchmark")),
+    # --- inference (val runs the same inference path as predict, so it takes the same keys) ---
+    Key("mode", str, "auto", "auto (stretch; tile when the image's longer side > auto_tile x the training size; "
+        "crop-trained models always tile) | stretch | tile", INFER, choices=("auto", "stretch", "tile")),
+    Key("auto_tile", float, 8.0, "mode=auto: tile images whose longer side exceeds this many training sizes",
+        INFER, check=above(0)),
+    Key("tile", int, 0, "tiling: tile size in pixels at the training scale; 0 = the training size", INFER,
+        check=at_least(0)),
+    Key("overlap", float, 0.25, "tiling: fraction of a tile shared with its neighbour", INFER,
+        check=in_range(0, 1)),
+    Key("blend", str, "gaussian", "tiling: weights of overlapping tiles", INFER, choices=("gaussian", "constant")),
+    Key("tta", bool, False, "mean probabilities over horizontal flip x `scales`", INFER),
+    Key("scales", typing.Any, None, "tta: image scales; null = [0.75, 1.0, 1.25]", INFER, parse=parse_scales,
+        shape="null | number | [number, ...]"),
+    Key("save_probs", bool, False, "also <name>_probs.npy, softmax probabilities float16 [C, H, W]", PREDICT),
+    Key("save_frames", bool, False, "videos: also per-frame class-index PNGs in <name>_frames/", PREDICT),
+    Key("compile", bool, False, "torch.compile with inductor freezing (compiles on first use)", PREDICT),
+    Key("threads", int, 0, "CPU threads for torch and onnxruntime; 0 = torch's default", ("predict", "benchmark"),
+        check=at_least(0)),
+    Key("format", str, "onnx", "export format", EXPORT, choices=("onnx",)),
+    Key("opset", int, 17, "ONNX opset version", EXPORT, check=in_range(11, 23, True)),
+    Key("backends", str, "eager,channels_last,fast,compile,onnxruntime", "comma-separated backends to time",
+        BENCHMARK, parse=parse_backends),
+    Key("repeats", int, 10, "timed runs per backend and batch size (interleaved)", BENCHMARK, check=at_least(1)),
+]
+
+KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEY_TABLE}
+MODEL_ARGUMENTS = tuple(k.name for k in KEY_TABLE if k.model_argument)
+
+
+def mode_keys(mode: str) -> list[Key]:
+    return [k for k in KEY_TABLE if mode in k.modes]
+
+
+def describe(key: Key) -> list[str]:
+    """The full description of one key, one fact per line (`seglab help KEY`, docs)."""
+    lines = [f"{key.name} ({key.type_text}, default {show(key.default)})",
+             f"  {key.help}"]
+    if key.allowed_text:
+        lines.append(f"  allowed: {key.allowed_text}")
+    if key.aliases:
+        lines.append("  also accepted: " + ", ".join(f"{a} (= {c})" for a, c in key.aliases.items()))
+    lines.append(f"  modes: {', '.join(key.modes)}")
+    if key.formats:
+        lines.append(f"  dataset formats: {', '.join(key.formats)}")
+    if key.model_argument:
+        lines.append("  model argument: only architectures whose constructor takes it (see `seglab models`)")
+    return lines
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md: every key, by mode, then each key in full."""
+    out = ["# Configuration reference", "",
+           "<!-- generated by `python -m seglab.config_keys > docs/configuration.md` from seglab/config_keys.py; "
+           "do not edit by hand (tests/test_config_docs.py checks it) -->", "",
+           "`seglab MODE key=value ...`; defaults, then a YAML recipe (`cfg=FILE`), then `key=value` "
+           "(`seglab.train(key=value)` in Python). Every value is checked when it is parsed, before any data is "
+           "read. A key given on the command line that the mode does not use is an error; keys in a recipe may be "
+           "unused (recipes are shared by train, val and predict). A model argument that the chosen architecture "
+           "does not take is an error; a dataset key that the dataset's format does not read prints a warning. "
+           "`seglab help KEY` and `seglab help MODE` print the same facts.", ""]
+    for mode in MODES:
+        out += [f"## {mode}", "", "| key | type | default | allowed | help |", "|---|---|---|---|---|"]
+        for k in mode_keys(mode):
+            out.append(f"| `{k.name}` | {_cell(k.type_text)} | `{_cell(show(k.default))}` | "
+                       f"{_cell(k.allowed_text)} | {_cell(k.help)} |")
+        out.append("")
+    out += ["## Which keys each dataset format reads", ""]
+    for k in KEY_TABLE:
+        if k.formats:
+            out.append(f"- `{k.name}`: {', '.join(k.formats)}")
+    out += ["", "## Model arguments", "",
+            "Passed to the architecture when its constructor takes them (`seglab models` lists the architectures): "
+            + ", ".join(f"`{name}`" for name in MODEL_ARGUMENTS) + ".", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

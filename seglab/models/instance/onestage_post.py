@@ -1,0 +1,91 @@
+"""From per-location outputs to instances: location grid, box decoding, mask assembly, NMS.
+
+Shared by training (locations, decoding, cropping) and inference (`detections`). Everything is
+vectorised over locations; the only Python loop is over the images of a batch.
+
+A location of a level with stride s sits at the centre of its cell, ((j + 0.5) s, (i + 0.5) s) in input
+pixels; it predicts distances (l, t, r, b) from there to the box sides.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import batched_nms
+
+
+def locations(sizes: list[tuple], strides: list[int], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centres [A, 2] (x, y) in input pixels and their strides [A] for levels of `sizes` (h, w), row-major."""
+    points, point_strides = [], []
+    for (h, w), s in zip(sizes, strides):
+        ys = (torch.arange(h, device=like.device, dtype=like.dtype) + 0.5) * s
+        xs = (torch.arange(w, device=like.device, dtype=like.dtype) + 0.5) * s
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        points.append(torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], 1))
+        point_strides.append(torch.full_like(grid_x.reshape(-1), float(s)))
+    return torch.cat(points), torch.cat(point_strides)
+
+
+def distances_to_boxes(points: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    """(x, y) [..., 2] and (l, t, r, b) [..., 4] -> xyxy [..., 4]."""
+    return torch.cat([points - distances[..., :2], points + distances[..., 2:]], -1)
+
+
+def box_crop(boxes: torch.Tensor, height: int, width: int, stride: int = 1) -> torch.Tensor:
+    """[M, height, width] float: 1 on the cells (of `stride` input pixels) that overlap box m (xyxy, pixel edges).
+
+    At stride 1 a pixel-edge box (x2 = last column + 1) keeps exactly its pixels; at a coarse stride every
+    cell the box touches is kept, so a box smaller than a cell still keeps one."""
+    left = torch.arange(width, device=boxes.device, dtype=boxes.dtype) * stride
+    top = torch.arange(height, device=boxes.device, dtype=boxes.dtype) * stride
+    in_x = (left + stride > boxes[:, 0:1]) & (left < boxes[:, 2:3])  # [M, width]
+    in_y = (top + stride > boxes[:, 1:2]) & (top < boxes[:, 3:4])  # [M, height]
+    return (in_y[:, :, None] & in_x[:, None, :]).to(boxes.dtype)
+
+
+def mask_logits(coefficients: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
+    """Coefficients [M, k] x prototypes [k, h, w] -> mask logits [M, h, w]."""
+    k, h, w = protos.shape
+    return (coefficients @ protos.reshape(k, h * w)).reshape(-1, h, w)
+
+
+def assemble_masks(coefficients: torch.Tensor, protos: torch.Tensor, boxes: torch.Tensor, padded: tuple,
+                   size: tuple, chunk: int = 64) -> torch.Tensor:
+    """Masks [M, 1, H, W] in [0, 1]: sigmoid(coef x protos), upsampled to the padded input, cropped to the box.
+
+    Logits are upsampled (bilinear) before the sigmoid, which keeps edges sharper than upsampling
+    probabilities; chunks bound the memory of the full-resolution intermediate."""
+    height, width = size
+    out = protos.new_zeros(len(boxes), 1, height, width)
+    for start in range(0, len(boxes), chunk):
+        part = slice(start, start + chunk)
+        logits = mask_logits(coefficients[part], protos)[:, None]
+        probs = torch.sigmoid(F.interpolate(logits, size=padded, mode="bilinear", align_corners=False))
+        probs = probs[:, :, :height, :width] * box_crop(boxes[part], height, width)[:, None]
+        out[part] = probs
+    return out
+
+
+def detections(logits: torch.Tensor, boxes: torch.Tensor, coefficients: torch.Tensor, protos: torch.Tensor,
+               proto_stride: int, size: tuple, score_threshold: float, pre_nms_top_k: int, nms_iou: float,
+               max_detections: int) -> list[dict]:
+    """Raw outputs of a batch (see OneStageSeg.forward_raw) -> one dict per image (the instance contract).
+
+    Per location the best class only; score threshold, the top `pre_nms_top_k`, class-wise NMS
+    (torchvision's batched_nms), the best `max_detections`, then masks for the survivors only.
+    `size` (H, W) is the input size before padding; boxes are clipped to it."""
+    height, width = size
+    padded = (protos.shape[-2] * proto_stride, protos.shape[-1] * proto_stride)
+    results = []
+    for i in range(logits.shape[0]):
+        scores, classes = torch.sigmoid(logits[i].float()).max(1)
+        keep = torch.nonzero(scores >= score_threshold).squeeze(1)
+        keep = keep[scores[keep].argsort(descending=True)[:pre_nms_top_k]]
+        box = boxes[i, keep].float()
+        box = torch.stack([box[:, 0].clamp(0, width), box[:, 1].clamp(0, height),
+                           box[:, 2].clamp(0, width), box[:, 3].clamp(0, height)], 1)
+        kept = batched_nms(box, scores[keep], classes[keep], nms_iou)[:max_detections]  # sorted by score
+        keep, box = keep[kept], box[kept]
+        masks = assemble_masks(coefficients[i, keep].float(), protos[i].float(), box, padded, size)
+        results.append({"boxes": box, "labels": classes[keep] + 1, "scores": scores[keep], "masks": masks})
+    return results

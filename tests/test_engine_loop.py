@@ -1,0 +1,148 @@
+"""The training loop's named steps on their own: no run folder, a fake validation, sinks one at a time."""
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from seglab.engine.device import Runtime
+from seglab.engine.loop import Clock, FitOptions, Sink, fit, selection_value, train_one_epoch, update_best, validate_epoch
+from seglab.engine.optim import ProgressSchedule
+from seglab.engine.sampler import EpochBatchSampler
+from seglab.engine.sinks import CheckpointSink, MetricsSink
+from seglab.engine.trainer import Trainer, TrainingError, TrainState
+from seglab.models.unet import UNet
+
+NAMES = ["a", "b"]
+
+
+class Squares(Dataset):
+    """Images whose bright square is class 1: learnable in a few steps."""
+
+    def __init__(self, n: int = 8, size: int = 16):
+        g = torch.Generator().manual_seed(0)
+        self.masks = torch.zeros(n, size, size, dtype=torch.long)
+        for i in range(n):
+            y, x = torch.randint(0, size - 6, (2,), generator=g).tolist()
+            self.masks[i, y:y + 6, x:x + 6] = 1
+        self.images = (self.masks * 200 + 20).to(torch.uint8)[:, None].expand(-1, 3, -1, -1).contiguous()
+
+    def __len__(self):
+        return len(self.masks)
+
+    def __getitem__(self, key):
+        index = key[0] if isinstance(key, tuple) else key
+        return self.images[index], self.masks[index], index
+
+
+def make_trainer(lr: float = 0.05, loss_fn=None) -> Trainer:
+    torch.manual_seed(0)
+    model = UNet(num_classes=2, width=4, depth=2, norm="group")
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    runtime = Runtime(torch.device("cpu"), "fp32", False)
+    return Trainer(model=model, loss_fn=loss_fn or torch.nn.CrossEntropyLoss(), optimizer=optimizer,
+                   schedule=ProgressSchedule(optimizer, "constant"), runtime=runtime,
+                   preprocess={"mean": [0.5] * 3, "std": [0.5] * 3}, total_steps=100)
+
+
+def loader_for(data: Dataset, batch: int = 4):
+    sampler = EpochBatchSampler(len(data), batch, seed=0)
+    return DataLoader(data, batch_sampler=sampler), sampler
+
+
+def scripted_validation(values: list[float]):
+    """A validate(model) that returns the given mIoU values in turn (and counts its calls)."""
+    calls = []
+
+    def validate(model):
+        calls.append(model)
+        value = values[min(len(calls) - 1, len(values) - 1)]
+        return {"dataset": {"miou": value, "pixel_accuracy": value, "iou_per_class": [value, value]}, "loss": 1 - value}
+
+    return validate, calls
+
+
+def test_fit_without_sinks_trains_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trainer = make_trainer()
+    before = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+    loader, sampler = loader_for(Squares())
+    validate, calls = scripted_validation([0.1, 0.3, 0.2])
+    state = fit(trainer, loader, sampler, validate, TrainState(), FitOptions(3, None, 4, verbose=False), NAMES)
+    assert os.listdir(tmp_path) == []
+    assert len(calls) == 3 and len(state.history) == 3
+    assert state.step == 6 and state.epoch == 4  # 2 batches x 3 epochs
+    assert state.best_epoch == 2 and state.best == pytest.approx(0.3)
+    assert any(not torch.equal(before[k], v) for k, v in trainer.module.state_dict().items())
+    assert [row["val_miou"] for row in state.history] == [0.1, 0.3, 0.2]
+
+
+def test_patience_stops_after_epochs_without_improvement():
+    trainer = make_trainer()
+    loader, sampler = loader_for(Squares())
+    validate, calls = scripted_validation([0.5, 0.4, 0.4, 0.3, 0.9])
+    state = fit(trainer, loader, sampler, validate, TrainState(), FitOptions(10, None, 4, patience=2, verbose=False), NAMES)
+    assert len(calls) == 3 and state.best_epoch == 1 and state.bad_epochs == 2
+
+
+def test_update_best_and_selection_value_signs():
+    state = TrainState()
+    assert update_best(state, 0.2) and state.best_epoch == 1
+    state.epoch = 2
+    assert not update_best(state, 0.1) and state.bad_epochs == 1
+    val = {"dataset": {"miou": 0.4}, "loss": 0.7}
+    assert selection_value("miou", val) == 0.4
+    assert selection_value("loss", val) == -0.7  # a lower loss is better
+    assert selection_value("miou", {"dataset": {"miou": None}}) == -math.inf
+
+
+def test_train_one_epoch_stops_when_the_budget_is_spent():
+    trainer = make_trainer()
+    loader, sampler = loader_for(Squares(n=16))
+    state = TrainState()
+    images, _ = train_one_epoch(trainer, loader, sampler, state, Clock(budget=0.0, start=0.0))
+    assert state.batch == 1 and images == 4  # one batch, then the clock says stop
+
+
+def test_validate_epoch_row_has_train_loss_and_per_class_iou():
+    trainer = make_trainer()
+    state = TrainState(loss_sum=6.0, seen=4)
+    validate, _ = scripted_validation([0.25])
+    result = validate_epoch(trainer, validate, state, NAMES, seconds=2.0, images=8)
+    row = result["row"]
+    assert row["train_loss"] == 1.5 and row["val_miou"] == 0.25 and row["iou_b"] == 0.25
+    assert row["img_per_s"] == 4.0 and row["val_loss"] == 0.75
+
+
+def test_a_nan_loss_says_what_the_sinks_kept(tmp_path):
+    class Kept(Sink):
+        def kept(self):
+            return "the note of a sink"
+
+    trainer = make_trainer(loss_fn=lambda logits, y: logits.sum() * float("nan"))
+    loader, sampler = loader_for(Squares())
+    validate, _ = scripted_validation([0.1])
+    with pytest.raises(TrainingError, match="became nan at batch 1 of epoch 1; stopped \\(the note of a sink\\)"):
+        fit(trainer, loader, sampler, validate, TrainState(), FitOptions(1, None, 4, verbose=False), NAMES, sinks=[Kept()])
+
+
+def test_checkpoint_and_metrics_sinks_write_what_resume_reads(tmp_path):
+    trainer = make_trainer()
+    loader, sampler = loader_for(Squares())
+    validate, _ = scripted_validation([0.2, 0.1])
+    meta = {"arch": {"name": "unet", "args": {"num_classes": 2, "width": 4, "depth": 2, "norm": "group"}},
+            "classes": __import__("seglab.data.spec", fromlist=["ClassTable"]).ClassTable(NAMES, [(0, 0, 0), (255, 0, 0)]),
+            "preprocess": {"mean": [0.5] * 3, "std": [0.5] * 3, "resize": "stretch", "size": [16, 16]}, "config": {}}
+    sinks = [CheckpointSink(tmp_path, meta, save_every=1), MetricsSink(tmp_path)]
+    fit(trainer, loader, sampler, validate, TrainState(), FitOptions(2, None, 4, verbose=False), NAMES, sinks=sinks)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert last["state"]["epoch"] == 3 and best["state"]["epoch"] == 2  # best.pt is epoch 1's model
+    assert best["state"]["best_epoch"] == 1 and "optimizer" in last
+    lines = (tmp_path / "metrics.csv").read_text().strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("epoch")
+    assert (tmp_path / "curves.png").is_file()
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
