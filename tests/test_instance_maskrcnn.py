@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from seglab.data.instance import InstanceDataset, collate, open_instance_split
 from seglab.encoders import build_encoder
 from seglab.models.instance import INSTANCE_MODELS, build_instance_model
 from seglab.models.instance.fpn_backbone import EncoderFPN, pyramid_taps
@@ -71,6 +71,16 @@ def test_train_mode_gives_the_five_finite_losses_and_gradients_reach_the_encoder
     assert model.normalization == build_encoder(encoder).normalization
 
 
+def test_an_image_without_objects_trains_on_background_only():
+    model = MaskRCNN(num_classes=1, encoder="resnet18", **SMALL).train()
+    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
+             "masks": torch.zeros(0, 64, 64, dtype=torch.uint8)}
+    losses = model(torch.randn(1, 3, 64, 64), [empty])
+    assert losses["loss_classifier"] > 0 and losses["loss_objectness"] > 0  # "background" is still learnt
+    assert losses["loss_mask"] == 0 and losses["loss_box_reg"] == 0
+    sum(losses.values()).backward()
+
+
 def test_eval_output_follows_the_contract_for_any_input_size():
     torch.manual_seed(0)
     model = MaskRCNN(num_classes=3, encoder="resnet18", score_threshold=0.0, max_detections=7, **SMALL).eval()
@@ -129,8 +139,9 @@ def test_overfits_one_image_and_then_finds_its_objects(one_thread):
 
 def test_checkpoint_arguments_rebuild_the_same_model(tmp_path, monkeypatch):
     torch.manual_seed(0)
-    args = {"num_classes": 2, "encoder": "resnet18", "encoder_weights": "imagenet", "anchor_sizes": [[8], [16], [32], [64], [128]],
-            "aspect_ratios": [1.0, 2.0], "score_threshold": 0.0, "max_detections": 20, **SMALL}
+    args = {"num_classes": 2, "encoder": "resnet18", "encoder_weights": "imagenet",
+            "anchor_sizes": [[8], [16], [32], [64], [128]], "aspect_ratios": [1.0, 2.0],
+            "score_threshold": 0.0, "max_detections": 20, **SMALL}
     fetched = []
     monkeypatch.setattr("seglab.encoders.load_weights", lambda encoder, spec, weights, name: fetched.append(weights))
     model = build_instance_model("maskrcnn", args).eval()
@@ -210,25 +221,18 @@ def test_frozen_encoder_norm_keeps_its_statistics_in_training():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.encoder.modules())
 
 
-def dsb_crop(size: int = 128):
-    """One DSB 2018 image (RGB) and its nuclei, cropped to `size`: the many-small-objects case."""
-    folder = sorted(DSB.iterdir())[0]
-    image = np.asarray(Image.open(next((folder / "images").glob("*.png"))).convert("RGB"))[:size, :size]
-    masks = [np.asarray(Image.open(p))[:size, :size] > 0 for p in sorted((folder / "masks").glob("*.png"))]
-    masks = torch.from_numpy(np.stack([m for m in masks if m.sum() >= 4])).to(torch.uint8)
-    x = (torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 255 - 0.45) / 0.25
-    return x, {"boxes": boxes_of(masks), "labels": torch.ones(len(masks), dtype=torch.int64), "masks": masks}
-
-
 @pytest.mark.skipif(not DSB.is_dir(), reason="DSB 2018 data is not in ../shared/data/dsb2018")
-def test_nuclei_settings_train_on_a_real_dsb_image():
+def test_nuclei_settings_train_on_a_real_dsb_image_from_the_instance_dataset():
     torch.manual_seed(0)
-    image, target = dsb_crop()
-    assert len(target["masks"]) >= 5
+    dataset = InstanceDataset(open_instance_split(DSB.parent, "train", seed=0), size=128)
+    images, targets, _ = collate([dataset[0], dataset[1]])
+    assert len(targets[0]["labels"]) >= 20  # many small objects
     model = MaskRCNN(num_classes=1, encoder="resnet18", **{**NUCLEI, **SMALL}).train()
-    losses = model(image[None], [target])
+    mean, std = (torch.tensor(model.normalization[k]).view(3, 1, 1) for k in ("mean", "std"))
+    batch = [(image.float() / 255 - mean) / std for image in images]  # what seglab's engine feeds
+    losses = model(batch, targets)
     assert set(losses) == LOSSES and all(torch.isfinite(v) for v in losses.values())
     model.eval()
     with torch.no_grad():
-        out = model(image[None])[0]
-    assert out["masks"].shape[-2:] == image.shape[-2:]
+        outputs = model(batch)
+    assert [o["masks"].shape[-2:] for o in outputs] == [image.shape[-2:] for image in images]

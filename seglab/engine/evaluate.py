@@ -11,11 +11,9 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from seglab.data.dataset import SegmentationDataset, load_mask
-from seglab.engine.device import Runtime, normalize
+from seglab.data.dataset import SegmentationDataset
 from seglab.engine.distributed import Group, all_reduce_sum
 from seglab.metrics import SegmentationMetrics
 
@@ -58,44 +56,6 @@ def score_resized(logits_of: Callable[[torch.Tensor], torch.Tensor], dataset: Se
             count += len(images)
         metrics.update(logits.argmax(1).cpu(), masks)
     return finish(metrics, "train", loss_sum, count, loss_fn, group, device)
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, runtime: Runtime, preprocess: dict,
-             batch: int = 8, loss_fn=None, resolution: str = "train", boundary: bool = False,
-             indices=None, group: Group | None = None) -> dict:
-    """Deprecated: `evaluate` of inference/evaluate.py (through the Predictor) replaces it.
-
-    Kept only until modes/train.py calls the new one. resolution="train" is `score_resized` with the
-    raw model; "original" is the pre-Predictor scoring (logits resized back per image), which is NOT
-    what `predict` writes for tiled images."""
-    if resolution not in RESOLUTIONS:
-        raise ValueError(f"resolution={resolution!r}: expected one of {', '.join(RESOLUTIONS)}")
-    was_training = model.training
-    model.eval()
-
-    def logits_of(images: torch.Tensor) -> torch.Tensor:
-        with runtime.autocast():
-            return model(normalize(images, preprocess["mean"], preprocess["std"], runtime)).float()
-
-    try:
-        if resolution == "train":
-            return score_resized(logits_of, dataset, batch, loss_fn, boundary, indices, group, runtime.device)
-        metrics, loss_sum, count = new_metrics(dataset, boundary), 0.0, 0
-        subset = dataset if indices is None else Subset(dataset, list(indices))
-        for images, masks, index_batch in DataLoader(subset, batch_size=batch, shuffle=False):
-            logits = logits_of(images)
-            if loss_fn is not None:
-                loss_sum += float(loss_fn(logits, masks.to(logits.device))) * len(images)
-                count += len(images)
-            for image_logits, index in zip(logits, index_batch.tolist()):
-                truth = torch.from_numpy(load_mask(dataset.spec, index)).long()
-                scores = F.interpolate(image_logits[None].cpu(), size=tuple(truth.shape), mode="bilinear",
-                                       align_corners=False)
-                metrics.update(scores.argmax(1), truth[None])
-        return finish(metrics, "original", loss_sum, count, loss_fn, group, runtime.device)
-    finally:
-        model.train(was_training)
 
 
 def summary(result: dict, class_names: list[str]) -> dict:

@@ -22,7 +22,7 @@ from seglab.data.size import as_hw, canonical
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from seglab.export.metadata import write_metadata
 from seglab.export.onnx import export_onnx
-from seglab.inference.backends import OnnxBackend, pad_to_multiple
+from seglab.inference.backends import OnnxBackend
 
 INPUT = "images: float32 [N, 3, H, W], RGB scaled to 0-1, then (x - mean) / std; output logits [N, C, H, W]"
 TOLERANCE = 1e-3  # max |logit difference| accepted as "the same graph" while probing

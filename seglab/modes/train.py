@@ -21,7 +21,6 @@ from seglab.engine import distributed
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.engine.device import Runtime
 from seglab.engine.ema import ModelEMA
-from seglab.engine.evaluate import evaluate, summary
 from seglab.engine.optim import ProgressSchedule, build_optimizer
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import new_run_dir, write_config, write_json
@@ -29,7 +28,9 @@ from seglab.engine.sampler import EpochBatchSampler
 from seglab.engine.loop import FitOptions, fit
 from seglab.engine.sinks import run_folder_sinks
 from seglab.engine.trainer import SELECTION_METRICS, Trainer, TrainState
-from seglab.inference.predictor import Predictor
+from seglab.engine.evaluate import summary
+from seglab.inference.evaluate import evaluate, training_validator
+from seglab.inference.predictor import InferenceOptions, Predictor
 from seglab.losses import build_loss, median_frequency_weights
 from seglab.metrics import format_class_table
 from seglab.models import build_model, model_arguments
@@ -117,7 +118,7 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     meta = {"arch": {"name": cfg.model, "args": args}, "classes": classes, "preprocess": preprocess,
             "config": cfg.to_dict()}
 
-    cache = use_cache(cfg, len(train_spec.pairs) + len(val_spec.pairs))
+    cache = use_cache(cfg, len(train_spec.pairs) + len(val_spec.pairs), specs=(train_spec, val_spec))
     augment = cfg.augment_preset if cfg.augment else "none"
     train_set = SegmentationDataset(train_spec, cfg.imgsz, augment=augment, cache=cache, skip_bad=cfg.skip_bad,
                                     resize=getattr(cfg, "resize", "stretch")).preload()
@@ -167,7 +168,8 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
             print(f"note: {note}", flush=True)
     opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose)
     sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose) if group.is_main else []
-    validate = _validator(trainer, val_set, cfg.batch, group)
+    validate = training_validator(val_set, trainer.runtime, trainer.preprocess, max(1, cfg.batch // group.world_size),
+                                  trainer.loss_fn, group)
     state = fit(trainer, loader, sampler, validate, state, opts, classes.names, group, sinks)
     if group.is_main:
         _final_report(cfg, run_dir, runtime, val_set, trainer.loss_fn, state, verbose)
@@ -175,20 +177,11 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     return run_dir
 
 
-def _validator(trainer: Trainer, val_set, batch: int, group: distributed.Group):
-    """validate(model) -> metrics of the epoch's model on this process's share of val (summed over ranks)."""
-    share = max(1, batch // group.world_size)
-    indices = range(group.rank, len(val_set), group.world_size)
-    return lambda model: evaluate(model, val_set, trainer.runtime, trainer.preprocess, share, trainer.loss_fn,
-                                  indices=indices, group=group)
-
-
 def _final_report(cfg: Config, run_dir: Path, runtime: Runtime, val_set, loss_fn, state: TrainState, verbose: bool) -> None:
     """Score best.pt on val at the configured resolution; metrics.json, samples/, a summary."""
-    predictor = Predictor(run_dir / "best.pt", runtime)
+    predictor = Predictor(run_dir / "best.pt", runtime, InferenceOptions(batch=cfg.batch))
     names = val_set.spec.classes.names
-    result = evaluate(predictor.model, val_set, runtime, predictor.preprocess, cfg.batch, loss_fn,
-                      resolution=cfg.resolution, boundary=True)
+    result = evaluate(predictor, val_set, cfg.resolution, loss_fn, boundary=True)
     history = {"epochs": len(state.history), "best_epoch": state.best_epoch, "train_seconds": state.elapsed}
     final = {"split": "val", **summary(result, names), **history}
     write_json(run_dir / "metrics.json", final)
