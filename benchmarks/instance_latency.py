@@ -18,6 +18,7 @@ To add a model: an entry in MODELS (name -> a function returning the model in ev
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import statistics
@@ -28,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from seglab.benchmark.timing import machine
 from seglab.models.instance.maskrcnn import NUCLEI, MaskRCNN
+from seglab.models.instance.onestage import OneStageSeg
 
 PRESETS = {"default": {}, "nuclei": NUCLEI}
 
@@ -36,7 +38,13 @@ def maskrcnn(encoder: str, options: dict) -> torch.nn.Module:
     return MaskRCNN(num_classes=1, encoder=encoder, **options)
 
 
-MODELS = {"maskrcnn": maskrcnn}
+def yolo_seg(encoder: str, options: dict) -> torch.nn.Module:
+    """The one-stage model; options it does not take (Mask R-CNN's presets) are left out."""
+    known = inspect.signature(OneStageSeg).parameters
+    return OneStageSeg(num_classes=1, encoder=encoder, **{k: v for k, v in options.items() if k in known})
+
+
+MODELS = {"maskrcnn": maskrcnn, "yolo_seg": yolo_seg}
 
 
 def eval_gflops(model: torch.nn.Module, image: torch.Tensor) -> float:
@@ -106,7 +114,8 @@ def main() -> None:
             row = {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms), "detections": detections,
                    "gflops": gflops, "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6}
             results["models"][f"{name}/{encoder}"] = row
-            setting = " ".join([args.preset, *args.set])
+            overrides = [f"{k}={v}" for k, v in options.items() if k not in PRESETS[args.preset]]
+            setting = " ".join([args.preset, *overrides])
             print(f"{name} on {encoder} @{args.imgsz} ({setting}): median {row['median_ms']:.0f} ms "
                   f"(min {row['min_ms']:.0f}, max {row['max_ms']:.0f}; {args.repeats} runs), "
                   f"{detections} detections, {gflops:.0f} GFLOP, {row['parameters_m']:.1f} M parameters", flush=True)

@@ -180,17 +180,18 @@ def check_model_arguments(cfg, explicit: dict, mode: str) -> None:
             raise ConfigError(f"model={cfg.model}: a checkpoint brings its own architecture arguments; "
                               f"{names} {'does' if len(given) == 1 else 'do'} not apply")
         return
-    from seglab.models import model_class
+    from seglab.models import DEFAULT_MODELS, model_class
 
+    model = cfg.model or DEFAULT_MODELS[cfg.task or "semantic"]
     try:
-        cls = model_class(cfg.model)
+        cls = model_class(model)
     except KeyError as e:
         hint = " (train builds an architecture; continue a run with resume=RUN)" if is_checkpoint_path(cfg.model) else ""
         raise ConfigError(f"model={cfg.model!r}: {e.args[0]}{hint}") from None
     takes = [k for k in MODEL_ARGUMENTS if k in inspect.signature(cls).parameters]
     for name in given:
         if name not in takes:
-            raise ConfigError(f"model={cfg.model} {name}={explicit[name]!r}: {cfg.model} does not take '{name}'; "
+            raise ConfigError(f"model={model} {name}={explicit[name]!r}: {model} does not take '{name}'; "
                               f"it takes {', '.join(takes) or 'none of the model arguments'}")
 
 

@@ -23,7 +23,7 @@ TRAIN, VAL, PREDICT, EXPORT, BENCHMARK, MODELS, VERIFY = ((m,) for m in MODES)
 INFER = ("val", "predict")  # the inference keys: val scores what predict writes, with the same options
 DATA_MODES = ("train", "val", "verify")  # modes that open a dataset
 # Tasks: "" = read it from the model / checkpoint. Add a task here when its implementation lands.
-TASKS = ("semantic",)
+TASKS = ("semantic", "instance")  # == seglab.tasks.TASKS (tested)
 
 
 class Check(NamedTuple):
@@ -171,8 +171,9 @@ ARCH = ("train", "benchmark", "models")  # modes that build an architecture from
 KEY_TABLE: list[Key] = [
     # --- what to run on ---
     Key("task", str, "", "what the model predicts; empty = from the model or checkpoint", ALL, choices=("", *TASKS)),
-    Key("model", str, "unet", "architecture name (see `seglab models`) for train / benchmark, or a checkpoint "
-        ".pt / exported .onnx for val, predict, export, benchmark", ("train", "val", "predict", "export", "benchmark")),
+    Key("model", str, "", "architecture name (see `seglab models`; \"\" = the task's default: unet for semantic, "
+        "maskrcnn for instance) for train / benchmark, or a checkpoint .pt / run folder / exported .onnx for val, "
+        "predict, export, benchmark", ("train", "val", "predict", "export", "benchmark")),
     Key("data", str, "", 'dataset root folder; "" or "sample" = the bundled Oxford-IIIT Pet sample (train); '
         "val defaults to the checkpoint's training data", DATA_MODES),
     Key("dataset", str, "auto", "dataset format; auto = detected from the folder layout", DATA_MODES,

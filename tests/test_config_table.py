@@ -61,7 +61,7 @@ def test_declared_choices_match_the_code_that_reads_them():
     from seglab.engine.trainer import SELECTION_METRICS
     from seglab.inference.predictor import MODES as INFERENCE_MODES
     from seglab.inference.tiling import BLENDS
-    from seglab.modes.export import FORMATS as EXPORT_FORMATS
+    from seglab.tasks.semantic.export import FORMATS as EXPORT_FORMATS
 
     assert choices("metric") == set(SELECTION_METRICS)
     assert choices("optimizer") == set(DEFAULT_LR)

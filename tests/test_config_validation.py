@@ -160,7 +160,7 @@ def test_dataset_keys_the_format_does_not_read(make_folder, capsys):
         "voc_aug=True is not used by the folder dataset format (only by: voc)"]
     assert unused_format_keys(make_config(classes="binary"), "pet") == []
     assert unused_format_keys(make_config(), "voc") == []  # defaults are never reported
-    from seglab.modes.verify import verify
+    from seglab.tasks.semantic.verify import verify
 
     root = make_folder(["a", "b", "c"])
     verify(make_config(data=str(root), classes="binary", verbose=False))  # the modes warn once the format is known

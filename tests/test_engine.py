@@ -10,7 +10,7 @@ from seglab.engine.optim import build_optimizer, lr_factor
 from seglab.engine.sampler import EpochBatchSampler
 from seglab.engine.trainer import TrainingError
 from seglab.models import build_model
-from seglab.modes.train import train
+from seglab.tasks.semantic.train import train
 
 TINY = dict(width=4, depth=2, imgsz=32, samples=0, verbose=False, norm="group", loss="ce", optimizer="sgd", lr=0.05)
 

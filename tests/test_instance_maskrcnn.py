@@ -179,6 +179,10 @@ def test_anchor_sizes_must_name_one_entry_per_level():
         MaskRCNN(num_classes=1, encoder="resnet18", anchor_sizes=[[8], [16], [32], [64]])
     with pytest.raises(ValueError, match="num_classes"):
         MaskRCNN(num_classes=0, encoder="resnet18")
+    with pytest.raises(ValueError, match="min_size=0"):
+        MaskRCNN(num_classes=1, encoder="resnet18", min_size=0)
+    with pytest.raises(ValueError, match=r"encoder vit_tiny_16 declares features at reductions \[16, 16, 16, 16\]"):
+        MaskRCNN(num_classes=1, encoder="vit_tiny_16")
 
 
 def test_default_keeps_the_input_size_and_min_size_resizes_inside():
@@ -209,16 +213,20 @@ def test_pyramid_picks_features_by_declared_reduction():
     assert all(v.shape[1] == backbone.out_channels == 16 for v in levels.values())
 
 
-def test_frozen_encoder_norm_keeps_its_statistics_in_training():
+@pytest.mark.parametrize("encoder", ["resnet18", "efficientnet_lite0"])
+def test_frozen_encoder_norm_keeps_its_statistics_and_affine_in_training(encoder):
     torch.manual_seed(0)
-    model = MaskRCNN(num_classes=2, encoder="resnet18", freeze_encoder_norm=True, **SMALL).train()
-    before = {k: v.clone() for k, v in model.encoder.state_dict().items() if "running" in k}
-    assert before
+    model = MaskRCNN(num_classes=2, encoder=encoder, freeze_encoder_norm=True, **SMALL).train()
+    norms = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms)
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     image, target = scene(64, 96)
-    model(image[None], [target])
-    after = model.encoder.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.encoder.modules())
+    sum(model(image[None], [target]).values()).backward()
+    assert all(m.weight.grad is None and m.bias.grad is None for m in norms)
+    assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items() if "running" in k)
+    assert set(before) == set(MaskRCNN(num_classes=2, encoder=encoder, **SMALL).encoder.state_dict())
+    unfrozen = MaskRCNN(num_classes=2, encoder=encoder, **SMALL).train()
+    assert all(m.training for m in unfrozen.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
 @pytest.mark.skipif(not DSB.is_dir(), reason="DSB 2018 data is not in ../shared/data/dsb2018")

@@ -285,3 +285,17 @@ def test_onnx_raw_outputs_match_onnxruntime(encoder, tmp_path):
             np.testing.assert_allclose(g, e.numpy(), rtol=1e-3, atol=1e-3, err_msg=f"{name} at {size}")
         decoded = model.postprocess([torch.from_numpy(g) for g in got], size)[0]  # post-processing runs after it
         assert len(decoded["scores"]) == 20 and decoded["masks"].shape == (20, 1, *size)
+
+
+def test_mask_assembly_per_box_equals_upsampling_the_whole_map():
+    torch.manual_seed(0)
+    protos, coefficients = torch.randn(6, 10, 12), torch.randn(5, 6)
+    boxes = torch.tensor([[0.0, 0.0, 48.0, 40.0], [3.2, 5.7, 17.9, 21.1], [30.5, 20.0, 47.0, 39.5],
+                          [44.0, 1.0, 45.5, 2.0], [10.0, 10.0, 10.0, 30.0]])  # the last: no pixel
+    size = (37, 45)  # the padded input is 40 x 48 (stride 4)
+    got = assemble_masks(coefficients, protos, boxes, (40, 48), size)
+    logits = (coefficients @ protos.reshape(6, -1)).reshape(5, 1, 10, 12)
+    whole = torch.sigmoid(torch.nn.functional.interpolate(logits, size=(40, 48), mode="bilinear",
+                                                          align_corners=False))
+    expected = whole[:, :, :37, :45] * box_crop(boxes, 37, 45)[:, None]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

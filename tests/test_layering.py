@@ -24,9 +24,9 @@ ALLOWED = {
     "inference": BASE | {"engine"},
     "export": BASE | {"engine", "inference"},
     "benchmark": BASE | {"engine", "inference", "export"},
-    "tasks": BASE | {"engine", "inference", "export"},
+    "tasks": BASE | {"config", "engine", "inference", "export", "benchmark"},
     "modes": BASE | {"config", "engine", "inference", "export", "benchmark", "tasks"},
-    "cli": {"config", "modes", "data", "engine", "models"},
+    "cli": {"config", "modes", "data", "engine", "models", "tasks"},
     "__init__": {"config", "modes"},
     "__main__": {"cli"},
 }

@@ -21,7 +21,7 @@ from seglab.engine.device import Runtime
 from seglab.inference.evaluate import training_validator
 from seglab.inference.predictor import Predictor
 from seglab.losses import build_loss
-from seglab.modes.train import use_cache
+from seglab.tasks.semantic.train import use_cache
 
 IGNORE = 255
 

@@ -35,7 +35,7 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path | None = None, op
     height, width = as_hw(ckpt["preprocess"]["size"])
     path = Path(path) if path else Path(checkpoint).with_suffix(".onnx")
     classes = ckpt["classes"]
-    metadata = {"seglab_version": seglab.__version__, "arch": ckpt["arch"], "classes": classes,
+    metadata = {"seglab_version": seglab.__version__, "task": ckpt.get("task", "semantic"), "arch": ckpt["arch"], "classes": classes,
                 "preprocess": ckpt["preprocess"], "class_names": classes["names"],
                 "normalization": {"mean": ckpt["preprocess"]["mean"], "std": ckpt["preprocess"]["std"]},
                 "input": INPUT}

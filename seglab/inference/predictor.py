@@ -37,6 +37,7 @@ from seglab.data.io import read_image
 from seglab.data.size import as_hw, size_text
 from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from seglab.models.source import require, resolve_model
 from seglab.engine.device import Runtime, normalize
 from seglab.inference.backends import OnnxBackend, TorchBackend
 from seglab.inference.resample import resized_bands
@@ -124,8 +125,9 @@ class Predictor:
             self._use_module(model, metadata, runtime, fuse, compile)
             where = "the in-memory model"
         else:
-            self._load(Path(model), runtime, threads, fuse, compile)
-            where = str(model)
+            source = require(resolve_model(model), "a predictor", ("checkpoint", "onnx"))
+            self._load(source.path, runtime, threads, fuse, compile)
+            where = source.name
         classes = self.checkpoint["classes"]
         self.classes = classes if isinstance(classes, ClassTable) else ClassTable.from_dict(classes)
         self.preprocess = self.checkpoint["preprocess"]

@@ -14,6 +14,7 @@ from torch import nn
 
 from seglab.models.deeplabv3plus import DeepLabV3Plus
 from seglab.models.fcn import FCN8s, FCN16s, FCN32s
+from seglab.models.instance import INSTANCE_MODELS
 from seglab.models.pix2pix import Pix2Pix
 from seglab.models.segformer import SegFormer
 from seglab.models.segnet import SegNet
@@ -37,11 +38,22 @@ MODELS: dict[str, type[nn.Module]] = {
 }
 
 
+# Every task's architecture registry, and the model `seglab train` builds when none is named.
+TASK_MODELS: dict[str, dict[str, type[nn.Module]]] = {"semantic": MODELS, "instance": INSTANCE_MODELS}
+DEFAULT_MODELS = {"semantic": "unet", "instance": "maskrcnn"}
+
+
+def model_task(name: str) -> str | None:
+    """The task whose registry holds architecture `name` (None: no task's)."""
+    return next((task for task, registry in TASK_MODELS.items() if name in registry), None)
+
+
 def model_class(name: str) -> type[nn.Module]:
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise KeyError(f"unknown model '{name}'. Valid models: {', '.join(sorted(MODELS))}") from None
+    task = model_task(name)
+    if task is None:
+        listed = "; ".join(f"{task}: {', '.join(sorted(r))}" for task, r in TASK_MODELS.items())
+        raise KeyError(f"unknown model '{name}'. Valid models: {listed}")
+    return TASK_MODELS[task][name]
 
 
 def model_arguments(name: str, num_classes: int, options: dict) -> dict:

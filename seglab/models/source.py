@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from seglab.models import MODELS
+from seglab.models import TASK_MODELS, model_task
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 KIND_WORDS = {"architecture": "an architecture name (see `seglab models`)",
@@ -45,14 +45,15 @@ def resolve_model(text: str | Path) -> ModelSource:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: checkpoint not found")
         return ModelSource("checkpoint", str(path))
-    if text in MODELS:
+    if model_task(text) is not None:
         return ModelSource("architecture", text)
     if path.is_dir():
         best = path / "best.pt"
         if not best.is_file():
             raise FileNotFoundError(f"{path}: a folder without best.pt (model= takes a run folder, a .pt or an .onnx)")
         return ModelSource("checkpoint", str(best))
-    raise ModelSourceError(f"model={text!r}: not an architecture (valid: {', '.join(sorted(MODELS))}), "
+    names = sorted(name for registry in TASK_MODELS.values() for name in registry)
+    raise ModelSourceError(f"model={text!r}: not an architecture (valid: {', '.join(names)}), "
                            f"nor an existing .pt checkpoint, run folder or .onnx file")
 
 

@@ -1,12 +1,12 @@
-"""One function per command-line mode: `seglab MODE key=value ...` calls MODES[MODE](cfg)."""
+"""The command-line modes: `seglab MODE key=value ...` calls MODES[MODE](cfg).
 
-from seglab.modes.benchmark import benchmark
-from seglab.modes.export import export
+Every mode but `models` belongs to a task: the generic function here finds the run's task and calls
+the task's implementation (seglab/tasks/<task>/<mode>.py); a mode a task lacks fails by name.
+"""
+
+from seglab.modes.dispatch import task_mode
 from seglab.modes.models import models
-from seglab.modes.predict import predict
-from seglab.modes.train import train
-from seglab.modes.val import val
-from seglab.modes.verify import verify
 
-MODES = {"train": train, "val": val, "predict": predict, "models": models,
-         "export": export, "benchmark": benchmark, "verify": verify}
+TASK_MODES = ("train", "val", "predict", "export", "benchmark", "verify")
+
+MODES = {**{mode: task_mode(mode) for mode in TASK_MODES}, "models": models}

@@ -14,29 +14,35 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from seglab.config import Config
 from seglab.encoders import ENCODERS, TIMM_PREFIX, build_encoder
-from seglab.models import MODELS, build_model, model_arguments
+from seglab.models import TASK_MODELS, build_model, model_arguments
 
 SIZE = 256
 NUM_CLASSES = 3
 
 
 def measure(name: str, options: dict) -> dict:
-    """{"params": M, "gflops": G at SIZE x SIZE, "encoder": name} for one model, or {"error": text}."""
+    """{"params": M, "gflops": G at SIZE x SIZE (None when the forward cannot run on the meta device, as for
+    detection models), "encoder": name} for one model, or {"error": text}."""
     args = model_arguments(name, NUM_CLASSES, options)
     try:
         with torch.device("meta"):
             model = build_model(name, args, pretrained=False).eval()
+    except (KeyError, ValueError, RuntimeError, NotImplementedError) as e:
+        return {"error": str(e.args[0] if e.args else e)[:120]}
+    gflops = None
+    try:
+        with torch.device("meta"):
             x = torch.zeros(1, 3, SIZE, SIZE)
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad():
             model(x)
-    except (KeyError, ValueError, RuntimeError, NotImplementedError) as e:
-        return {"error": str(e.args[0] if e.args else e)[:120]}
+        gflops = counter.get_total_flops() / 1e9
+    except Exception:  # detection post-processing (NMS, sorting by score) has no meta-device kernels
+        pass
     encoder = "-"
     if hasattr(model, "encoder"):
-        encoder = args.get("encoder") or type(model).default_encoder
-    return {"params": sum(p.numel() for p in model.parameters()) / 1e6,
-            "gflops": counter.get_total_flops() / 1e9, "encoder": encoder}
+        encoder = args.get("encoder") or getattr(type(model), "default_encoder", "-")
+    return {"params": sum(p.numel() for p in model.parameters()) / 1e6, "gflops": gflops, "encoder": encoder}
 
 
 def describe(cls) -> str:
@@ -49,14 +55,16 @@ def models(cfg: Config) -> list[dict]:
     options = {**cfg.to_dict(), "encoder_weights": ""}
     rows = []
     print(f"Models ({NUM_CLASSES} classes, one {SIZE}x{SIZE} image; `seglab train model=NAME encoder=NAME ...`)")
-    print(f"  {'model':<15}{'encoder':<22}{'params (M)':>11}{'GFLOPs':>9}  description")
-    for name, cls in MODELS.items():
-        row = {"model": name, **measure(name, options)}
-        rows.append(row)
-        if "error" in row:
-            print(f"  {name:<15}{'-':<22}{'n/a':>11}{'n/a':>9}  {row['error']}")
-        else:
-            print(f"  {name:<15}{row['encoder']:<22}{row['params']:>11.2f}{row['gflops']:>9.2f}  {describe(cls)}")
+    print(f"  {'task':<10}{'model':<15}{'encoder':<22}{'params (M)':>11}{'GFLOPs':>9}  description")
+    for task, registry in TASK_MODELS.items():
+        for name, cls in registry.items():
+            row = {"task": task, "model": name, **measure(name, options)}
+            rows.append(row)
+            if "error" in row:
+                print(f"  {task:<10}{name:<15}{'-':<22}{'n/a':>11}{'n/a':>9}  {row['error']}")
+            else:
+                flops = f"{row['gflops']:>9.2f}" if row["gflops"] is not None else f"{'n/a':>9}"
+                print(f"  {task:<10}{name:<15}{str(row['encoder']):<22}{row['params']:>11.2f}{flops}  {describe(cls)}")
     print(f"\nEncoders (`encoder=NAME`; any timm model as {TIMM_PREFIX}NAME; encoder_weights=imagenet|PATH)")
     print(f"  {'encoder':<22}{'params (M)':>11}  {'reductions':<18}{'channels':<28}imagenet weights")
     for name, spec in ENCODERS.items():

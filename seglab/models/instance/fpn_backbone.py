@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
-from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d
+from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from seglab.encoders import Encoder
@@ -37,34 +37,35 @@ def pyramid_taps(reductions: list[int], wanted: tuple[int, ...] | list[int], nam
     return [max(i for i, r in enumerate(reductions) if r == want) for want in wanted]
 
 
-def freeze_batch_norm(module: nn.Module) -> None:
-    """Every BatchNorm2d inside `module` -> FrozenBatchNorm2d with its statistics and affine (no updates).
-
-    What torchvision does to pretrained detection backbones: batches of 1-4 large images give poor
-    batch statistics. The state dict keeps the same keys (weight, bias, running_mean, running_var)."""
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-            for key in ("weight", "bias", "running_mean", "running_var"):
-                getattr(frozen, key).copy_(getattr(child, key).detach())
-            setattr(module, name, frozen)
-        else:
-            freeze_batch_norm(child)
-
-
 class EncoderFPN(nn.Module):
-    """Encoder + FPN + max-pool level; `out_channels` is what torchvision's MaskRCNN reads."""
+    """Encoder + FPN + max-pool level; `out_channels` is what torchvision's MaskRCNN reads.
+
+    freeze_norm: the encoder's BatchNorm layers (any subclass, e.g. timm's BatchNormAct2d) keep their
+    statistics and affine parameters, in training too: what torchvision does to pretrained detection
+    backbones, since batches of a few large images give poor batch statistics. The state dict is
+    the same either way."""
 
     def __init__(self, encoder: Encoder, out_channels: int = 256,
-                 reductions: tuple[int, ...] | list[int] = PYRAMID_REDUCTIONS):
+                 reductions: tuple[int, ...] | list[int] = PYRAMID_REDUCTIONS, freeze_norm: bool = False,
+                 name: str = "the encoder"):
         super().__init__()
         self.encoder = encoder
-        self.taps = pyramid_taps(encoder.reductions, reductions, type(encoder).__name__)
+        self.taps = pyramid_taps(encoder.reductions, reductions, name)
         self.reductions = list(reductions)
         self.out_channels = out_channels
         self.level_names = [str(i) for i in range(len(self.taps))]  # torchvision's names; "pool" is added
         self.fpn = FeaturePyramidNetwork([encoder.out_channels[i] for i in self.taps], out_channels,
                                          extra_blocks=LastLevelMaxPool())
+        norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.frozen_norms = norms if freeze_norm else []  # a plain list: the modules stay registered once
+        for norm in self.frozen_norms:
+            norm.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "EncoderFPN":
+        super().train(mode)
+        for norm in self.frozen_norms:
+            norm.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         features = self.encoder(x)

@@ -16,6 +16,7 @@ What seglab sets on torchvision's GeneralizedRCNNTransform:
 
 `freeze_encoder_norm=True` freezes the encoder's BatchNorm (statistics and affine), as torchvision
 does for pretrained detection backbones: use it with ImageNet weights and batches of a few images.
+Encoders are chosen by their declared reductions (fpn_backbone.py): single-scale ones (ViT) fail.
 
 Every constructor argument is a plain JSON value (lists for tuples), so a checkpoint rebuilds the
 model with `MaskRCNN(**args)` and `load_state_dict`. `NUCLEI` holds the settings for many small
@@ -33,7 +34,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
 from seglab.encoders import build_encoder
-from seglab.models.instance.fpn_backbone import PYRAMID_REDUCTIONS, EncoderFPN, freeze_batch_norm
+from seglab.models.instance.fpn_backbone import PYRAMID_REDUCTIONS, EncoderFPN
 
 # one anchor size per pyramid level: the four FPN levels (x/4 .. x/32) and the max-pool level (x/64)
 NATURAL_ANCHORS = [[32], [64], [128], [256], [512]]  # torchvision's, for COCO-like photos
@@ -90,10 +91,11 @@ class MaskRCNN(TorchvisionMaskRCNN):
         if num_classes < 1:
             raise ValueError(f"num_classes={num_classes}: Mask R-CNN needs at least one thing class "
                              f"(background is added by the model)")
+        if min_size is not None and min(min_size if isinstance(min_size, (list, tuple)) else [min_size]) < 1:
+            raise ValueError(f"min_size={min_size}: give a positive size (or a list of them), or None to keep the "
+                             f"input size")
         enc = build_encoder(encoder, in_channels, encoder_weights)
-        if freeze_encoder_norm:
-            freeze_batch_norm(enc)
-        backbone = EncoderFPN(enc, fpn_channels, list(pyramid_reductions))
+        backbone = EncoderFPN(enc, fpn_channels, list(pyramid_reductions), freeze_encoder_norm, f"encoder {encoder}")
         levels = len(backbone.level_names) + 1  # + "pool"
         sizes = per_level(anchor_sizes, levels, "anchor_sizes")
         ratios = tuple(float(r) for r in aspect_ratios)

@@ -50,19 +50,32 @@ def mask_logits(coefficients: torch.Tensor, protos: torch.Tensor) -> torch.Tenso
 
 
 def assemble_masks(coefficients: torch.Tensor, protos: torch.Tensor, boxes: torch.Tensor, padded: tuple,
-                   size: tuple, chunk: int = 64) -> torch.Tensor:
-    """Masks [M, 1, H, W] in [0, 1]: sigmoid(coef x protos), upsampled to the padded input, cropped to the box.
+                   size: tuple) -> torch.Tensor:
+    """Masks [M, 1, H, W] in [0, 1]: sigmoid(coef x protos) upsampled (bilinear) to the padded input, 0 outside
+    the box's pixels (those `box_crop` keeps), cut to `size`.
 
-    Logits are upsampled (bilinear) before the sigmoid, which keeps edges sharper than upsampling
-    probabilities; chunks bound the memory of the full-resolution intermediate."""
+    Logits are upsampled before the sigmoid (sharper edges than upsampling probabilities). Only each box's
+    pixels are computed: its prototype cells plus a margin of one (what bilinear reads), upsampled alone,
+    which gives the values of upsampling the whole map; the loop runs over detections, not locations."""
     height, width = size
+    k, proto_h, proto_w = protos.shape
+    stride = padded[0] // proto_h
     out = protos.new_zeros(len(boxes), 1, height, width)
-    for start in range(0, len(boxes), chunk):
-        part = slice(start, start + chunk)
-        logits = mask_logits(coefficients[part], protos)[:, None]
-        probs = torch.sigmoid(F.interpolate(logits, size=padded, mode="bilinear", align_corners=False))
-        probs = probs[:, :, :height, :width] * box_crop(boxes[part], height, width)[:, None]
-        out[part] = probs
+    x0 = boxes[:, 0].floor().clamp(0, width).long()
+    y0 = boxes[:, 1].floor().clamp(0, height).long()
+    x1 = boxes[:, 2].ceil().clamp(0, width).long()
+    y1 = boxes[:, 3].ceil().clamp(0, height).long()
+    bounds = torch.stack([x0, y0, x1, y1], 1).tolist()
+    for i, (px0, py0, px1, py1) in enumerate(bounds):
+        if px1 <= px0 or py1 <= py0:
+            continue
+        cx0, cy0 = max(px0 // stride - 1, 0), max(py0 // stride - 1, 0)
+        cx1, cy1 = min(-(-px1 // stride) + 1, proto_w), min(-(-py1 // stride) + 1, proto_h)
+        cells = protos[:, cy0:cy1, cx0:cx1]
+        logits = (coefficients[i] @ cells.reshape(k, -1)).reshape(1, 1, cy1 - cy0, cx1 - cx0)
+        up = F.interpolate(logits, scale_factor=float(stride), mode="bilinear", align_corners=False)
+        ox, oy = cx0 * stride, cy0 * stride
+        out[i, 0, py0:py1, px0:px1] = torch.sigmoid(up[0, 0, py0 - oy:py1 - oy, px0 - ox:px1 - ox])
     return out
 
 

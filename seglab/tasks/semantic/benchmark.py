@@ -20,23 +20,23 @@ from seglab.data.size import size_text
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from seglab.engine.run_folder import write_json
 from seglab.benchmark.timing import make_candidates, machine, measure, parse_backends, summarize, table
-from seglab.models import build_model, model_arguments
+from seglab.models import DEFAULT_MODELS, build_model, model_arguments
 from seglab.models.source import resolve_model
 
 NUM_CLASSES = 3
 
 
 def _model(cfg: Config) -> tuple[torch.nn.Module | None, dict]:
-    source = resolve_model(cfg.model)
+    source = resolve_model(cfg.model or DEFAULT_MODELS["semantic"])
     if source.kind == "onnx":
         return None, {"model": source.name}
     if source.kind == "checkpoint":
         ckpt = load_checkpoint(source.path)
         return model_from_checkpoint(ckpt), {"model": source.name, "arch": ckpt["arch"]}
-    args = model_arguments(cfg.model, NUM_CLASSES, {**cfg.to_dict(), "encoder_weights": ""})
+    args = model_arguments(source.name, NUM_CLASSES, {**cfg.to_dict(), "encoder_weights": ""})
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, args, pretrained=False).eval()
-    return model, {"model": cfg.model, "arch": {"name": cfg.model, "args": args}}
+    model = build_model(source.name, args, pretrained=False).eval()
+    return model, {"model": source.name, "arch": {"name": source.name, "args": args}}
 
 
 def _load() -> float | None:

@@ -33,8 +33,8 @@ from seglab.inference.evaluate import evaluate, training_validator
 from seglab.inference.predictor import InferenceOptions, Predictor
 from seglab.losses import build_loss, median_frequency_weights
 from seglab.metrics import format_class_table
-from seglab.models import build_model, model_arguments
-from seglab.modes.samples import write_samples
+from seglab.models import DEFAULT_MODELS, build_model, model_arguments
+from seglab.tasks.semantic.samples import write_samples
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CACHE_LIMIT_BYTES = 4 << 30
@@ -90,6 +90,7 @@ def resume_checkpoint(cfg: Config) -> tuple[Config, dict | None, Path | None]:
 
 def train(cfg: Config) -> Path:
     """Train per `cfg`; returns the run folder."""
+    cfg = dataclasses.replace(cfg, model=cfg.model or DEFAULT_MODELS["semantic"])
     cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
     group, device_name = distributed.init(cfg.device)
     try:
@@ -115,7 +116,7 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     norm = getattr(model, "normalization", None) or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     preprocess = {"mean": list(norm["mean"]), "std": list(norm["std"]), "resize": getattr(cfg, "resize", "stretch"),
                   "size": list(as_hw(cfg.imgsz))}
-    meta = {"arch": {"name": cfg.model, "args": args}, "classes": classes, "preprocess": preprocess,
+    meta = {"task": "semantic", "arch": {"name": cfg.model, "args": args}, "classes": classes, "preprocess": preprocess,
             "config": cfg.to_dict()}
 
     cache = use_cache(cfg, len(train_spec.pairs) + len(val_spec.pairs), specs=(train_spec, val_spec))

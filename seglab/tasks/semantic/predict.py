@@ -15,6 +15,7 @@ from pathlib import Path
 from seglab.config import Config
 from seglab.data.io import DataError
 from seglab.engine.device import Runtime
+from seglab.models.source import resolve_model
 from seglab.inference.malloc import reuse_freed_memory
 from seglab.inference.outputs import NAMES, flush_probs, probs_file, write_masks
 from seglab.inference.predictor import InferenceOptions, Job, Predictor
@@ -78,7 +79,7 @@ def predict(cfg: Config) -> Path:
     predictor = Predictor(cfg.model, runtime, InferenceOptions.from_config(cfg), compile=cfg.compile,
                           threads=cfg.threads)
     sources = expand_source(cfg.source)
-    out = Path(cfg.out) if cfg.out else Path(cfg.model).parent / "predict"
+    out = Path(cfg.out) if cfg.out else resolve_model(cfg.model).path.parent / "predict"
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(predictor, out, cfg.save_probs)
     start = time.perf_counter()

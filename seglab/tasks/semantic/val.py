@@ -15,6 +15,7 @@ from seglab.data import DataError, SegmentationDataset, open_split
 from seglab.engine.device import Runtime
 from seglab.engine.evaluate import summary
 from seglab.engine.run_folder import write_json
+from seglab.models.source import resolve_model
 from seglab.inference.evaluate import evaluate
 from seglab.inference.predictor import InferenceOptions, Predictor
 from seglab.metrics import format_class_table
@@ -41,7 +42,7 @@ def val(cfg: Config) -> dict:
     result = evaluate(predictor, dataset, cfg.resolution, boundary=True)
     final = {"model": str(cfg.model), "data": str(spec.root), "split": cfg.split, "images": len(dataset),
              "inference": predictor.describe(), **summary(result, spec.classes.names)}
-    out = Path(cfg.out) if cfg.out else Path(cfg.model).parent
+    out = Path(cfg.out) if cfg.out else resolve_model(cfg.model).path.parent
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"val_{cfg.split}.json"
     write_json(path, final)

@@ -1,0 +1,22 @@
+"""Instance segmentation: each object of a class its own mask (Mask R-CNN, a one-stage YOLO-style model).
+
+Data: seglab/data/instance/ (COCO, YOLO, Penn-Fudan, DSB2018, instance-id folders); models:
+seglab/models/instance/; metrics: seglab/metrics/instance.py (COCO mask AP, matching accuracy).
+"""
+
+from seglab.data.instance import INSTANCE_FORMATS
+from seglab.models import DEFAULT_MODELS, INSTANCE_MODELS
+from seglab.tasks.base import Task
+from seglab.tasks.instance.verify import verify
+
+SELECTION_METRICS = {"mask_ap": 1.0, "mask_ap50": 1.0, "matching_accuracy": 1.0, "loss": -1.0}
+
+INSTANCE = Task(
+    name="instance",
+    summary="a mask, class and score per object (Mask R-CNN, yolo_seg); COCO mask AP, matching accuracy",
+    models=INSTANCE_MODELS,
+    formats=INSTANCE_FORMATS,
+    selection_metrics=SELECTION_METRICS,
+    default_model=DEFAULT_MODELS["instance"],
+    modes={"verify": verify},
+)

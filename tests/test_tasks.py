@@ -1,0 +1,81 @@
+"""The task layer: which task a run belongs to, and the generic modes calling the task's implementation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seglab.cli import main
+from seglab.config_keys import TASKS as KEY_TASKS
+from seglab.models import DEFAULT_MODELS, TASK_MODELS
+from seglab.modes import MODES, TASK_MODES
+from seglab.tasks import TASKS, Task, TaskError, resolve_task
+from test_instance_data_layouts import write_penn_fudan
+
+SAMPLE = Path(__file__).resolve().parents[1] / "seglab" / "assets" / "pet_sample"
+
+
+def test_every_task_is_declared_once_everywhere():
+    assert tuple(TASKS) == KEY_TASKS  # the `task` key's choices
+    assert set(TASKS) == set(TASK_MODELS) == set(DEFAULT_MODELS)
+    for name, task in TASKS.items():
+        assert task.name == name and task.models is TASK_MODELS[name]
+        assert task.default_model in task.models
+        assert task.default_metric in task.selection_metrics
+        assert set(task.modes) <= set(TASK_MODES)
+    assert set(MODES) == {*TASK_MODES, "models"}
+
+
+def test_resolution_order(tmp_path):
+    penn = tmp_path / "PennFudanPed"
+    write_penn_fudan(penn, n=2)
+    assert resolve_task(TASKS, task="instance").name == "instance"
+    assert resolve_task(TASKS, checkpoint={"task": "instance"}, model="unet").name == "instance"
+    assert resolve_task(TASKS, checkpoint={}).name == "semantic"  # checkpoints from before tasks
+    assert resolve_task(TASKS, model="maskrcnn").name == "instance"
+    assert resolve_task(TASKS, model="unet", data_root=penn).name == "semantic"  # the model says first
+    assert resolve_task(TASKS, data_root=penn).name == "instance"  # only instance reads Penn-Fudan
+    assert resolve_task(TASKS, data_root=SAMPLE).name == "semantic"
+    assert resolve_task(TASKS).name == "semantic"
+    with pytest.raises(TaskError, match="task='panoptik': expected one of semantic, instance"):
+        resolve_task(TASKS, task="panoptik")
+
+
+def test_a_model_two_tasks_share_must_be_disambiguated():
+    a = Task("a", "", {"net": object}, {}, {"m": 1.0}, "net")
+    b = Task("b", "", {"net": object}, {}, {"m": 1.0}, "net")
+    with pytest.raises(TaskError, match="model='net' serves tasks a, b: say which with task="):
+        resolve_task({"a": a, "b": b}, model="net", default="a")
+    assert resolve_task({"a": a, "b": b}, task="b", model="net", default="a") is b
+
+
+def test_a_mode_the_task_lacks_fails_by_name(capsys):
+    task = Task("x", "", {}, {}, {"m": 1.0}, "net", modes={"val": print})
+    with pytest.raises(TaskError, match=r"task 'x' has no mode 'export' \(its modes: val\)"):
+        task.mode("export")
+    assert main(["export", "task=instance", "model=maskrcnn"]) == 1
+    assert "task 'instance' has no mode 'export'" in capsys.readouterr().err
+
+
+def test_verify_runs_the_instance_task_on_an_instance_layout(tmp_path, capsys):
+    root = tmp_path / "PennFudanPed"
+    write_penn_fudan(root, n=4)
+    assert main(["verify", f"data={root}"]) == 0
+    out = capsys.readouterr().out
+    assert "(penn_fudan, instance segmentation)" in out and "OK" in out
+
+
+def test_checkpoints_and_onnx_files_record_their_task(tmp_path):
+    assert main(["train", "width=4", "depth=2", "imgsz=32", "epochs=1", "samples=0", "precision=fp32",
+                 f"project={tmp_path}", "name=t", "verbose=false"]) == 0
+    best = tmp_path / "t" / "best.pt"
+    ckpt = torch.load(best, weights_only=True)
+    assert ckpt["task"] == "semantic" and ckpt["arch"]["name"] == DEFAULT_MODELS["semantic"]
+    pytest.importorskip("onnxruntime")
+    from seglab.models.source import resolve_model
+    from seglab.modes.dispatch import file_task
+
+    assert main(["export", f"model={best}", "verbose=false"]) == 0
+    assert file_task(resolve_model(best.with_suffix(".onnx"))) == "semantic"
+    assert main(["val", f"model={tmp_path / 't'}", "split=test", "verbose=false"]) == 0  # a run folder as model=
