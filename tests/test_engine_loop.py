@@ -146,3 +146,21 @@ def test_checkpoint_and_metrics_sinks_write_what_resume_reads(tmp_path):
     assert len(lines) == 3 and lines[0].startswith("epoch")
     assert (tmp_path / "curves.png").is_file()
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_a_task_validator_names_its_columns_and_its_selection_metric():
+    trainer = make_trainer()
+    loader, sampler = loader_for(Squares())
+    values = iter([0.2, 0.5, 0.4])
+
+    def validate(model):
+        ap = next(values)
+        return {"dataset": {"mask_ap": ap}, "loss": None, "row": {"val_mask_ap": ap}}
+
+    opts = FitOptions(3, None, 4, metric="mask_ap", verbose=False, selection={"mask_ap": 1.0, "loss": -1.0})
+    state = fit(trainer, loader, sampler, validate, TrainState(), opts, NAMES)
+    assert state.best_epoch == 2 and [r["val_mask_ap"] for r in state.history] == [0.2, 0.5, 0.4]
+    assert "val_miou" not in state.history[0]
+    with pytest.raises(KeyError, match="unknown metric 'miou'. Valid metrics: mask_ap, loss"):
+        fit(trainer, loader, sampler, validate, TrainState(), FitOptions(1, None, 4, selection={"mask_ap": 1.0, "loss": -1.0}),
+            NAMES)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
 
 from torch import nn
 from torch.utils.data import DataLoader
@@ -33,6 +33,7 @@ class FitOptions:
     metric: str = "miou"
     patience: int = 0  # epochs without improvement before stopping; 0 = never
     verbose: bool = True
+    selection: Mapping[str, float] = field(default_factory=lambda: dict(SELECTION_METRICS))  # metric -> sign (the task's)
 
 
 @dataclass
@@ -102,22 +103,25 @@ def train_one_epoch(trainer: Trainer, loader: DataLoader, sampler: EpochBatchSam
     return images_seen, time.perf_counter() - epoch_start
 
 
-def selection_value(metric: str, val: dict) -> float:
-    """The number that picks best.pt: higher is better (the loss enters negated)."""
+def selection_value(metric: str, val: dict, selection: Mapping[str, float] = SELECTION_METRICS) -> float:
+    """The number that picks best.pt: higher is better (a metric whose sign is -1, like the loss, enters negated)."""
     value = val.get("loss") if metric == "loss" else val["dataset"].get(metric)
-    return -math.inf if value is None else SELECTION_METRICS[metric] * value
+    return -math.inf if value is None else selection[metric] * value
 
 
 def validate_epoch(trainer: Trainer, validate: Validate, state: TrainState, class_names: list[str],
                    seconds: float, images: int, group: Group = Group()) -> dict:
-    """Validate the eval model and build the epoch's metrics.csv row (also `value`: the selection number
-    is added by the caller)."""
+    """Validate the eval model and build the epoch's metrics.csv row: epoch, losses, then the validator's
+    own columns (`result["row"]`) or, for per-pixel results, val_pixel_accuracy, val_miou and IoU per class."""
     val = validate(trainer.eval_model)
     loss_sum, seen = all_reduce_sum([state.loss_sum, state.seen], group, trainer.runtime.device)
     data = val["dataset"]
-    row = {"epoch": state.epoch, "train_loss": loss_sum / max(1, seen), "val_loss": val.get("loss"),
-           "val_pixel_accuracy": data.get("pixel_accuracy"), "val_miou": data.get("miou")}
-    row.update({f"iou_{n}": v for n, v in zip(class_names, data.get("iou_per_class", []))})
+    row = {"epoch": state.epoch, "train_loss": loss_sum / max(1, seen), "val_loss": val.get("loss")}
+    if "row" in val:  # a task's validator names its own columns (e.g. val_mask_ap)
+        row.update(val["row"])
+    else:  # per-pixel classification
+        row.update({"val_pixel_accuracy": data.get("pixel_accuracy"), "val_miou": data.get("miou")})
+        row.update({f"iou_{n}": v for n, v in zip(class_names, data.get("iou_per_class", []))})
     row.update({"lr": trainer.optimizer.param_groups[0]["lr"], "img_per_s": images / max(1e-9, seconds) * group.world_size,
                 "seconds": seconds})
     return {"row": row, "val": val}
@@ -135,8 +139,8 @@ def update_best(state: TrainState, value: float) -> bool:
 def fit(trainer: Trainer, loader: DataLoader, sampler: EpochBatchSampler, validate: Validate, state: TrainState,
         opts: FitOptions, class_names: list[str], group: Group = Group(), sinks: Iterable[Sink] = ()) -> TrainState:
     """Train from `state` until the epochs, the time budget or the patience run out."""
-    if opts.metric not in SELECTION_METRICS:
-        raise KeyError(f"unknown metric '{opts.metric}'. Valid metrics: {', '.join(SELECTION_METRICS)}")
+    if opts.metric not in opts.selection:
+        raise KeyError(f"unknown metric '{opts.metric}'. Valid metrics: {', '.join(opts.selection)}")
     sinks = list(sinks)
     for sink in sinks:
         sink.fit_start(state)
@@ -155,7 +159,7 @@ def fit(trainer: Trainer, loader: DataLoader, sampler: EpochBatchSampler, valida
             raise TrainingError(f"{e} of epoch {state.epoch}; stopped ({'; '.join(kept)}). "
                                 "Try a lower lr or precision=fp32.") from None
         result = validate_epoch(trainer, validate, state, class_names, seconds, images, group)
-        improved = update_best(state, selection_value(opts.metric, result["val"]))
+        improved = update_best(state, selection_value(opts.metric, result["val"], opts.selection))
         state.history.append(result["row"])
         state.epoch, state.batch, state.loss_sum, state.seen = state.epoch + 1, 0, 0.0, 0
         state.elapsed = clock.elapsed()

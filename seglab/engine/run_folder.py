@@ -67,8 +67,8 @@ class MetricsLog:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def plot_curves(rows: list[dict], path: Path) -> None:
-    """Loss (train and val) and val mIoU per epoch."""
+def plot_curves(rows: list[dict], path: Path, metric: str = "val_miou") -> None:
+    """Loss (train and val) and the val `metric` column (mIoU unless the task's rows say otherwise) per epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,8 +81,10 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     ax_loss.plot(epochs, [r["val_loss"] for r in rows], label="val")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
-    ax_iou.plot(epochs, [r["val_miou"] for r in rows], color="tab:green")
-    ax_iou.set(xlabel="epoch", ylabel="mIoU", title="val mIoU", ylim=(0, 1))
+    metric = metric if metric in rows[0] else "val_miou"
+    ax_iou.plot(epochs, [r.get(metric, math.nan) for r in rows], color="tab:green")
+    label = metric.removeprefix("val_")
+    ax_iou.set(xlabel="epoch", ylabel=label, title=f"val {label}", ylim=(0, 1))
     for ax in (ax_loss, ax_iou):
         ax.grid(alpha=0.3)
     fig.tight_layout()

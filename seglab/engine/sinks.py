@@ -44,8 +44,8 @@ class CheckpointSink(Sink):
 
 
 class MetricsSink(Sink):
-    def __init__(self, run_dir: Path):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: Path, curve: str = "val_miou"):
+        self.run_dir, self.curve = Path(run_dir), curve  # curve: the val column curves.png plots
         self.log = MetricsLog(self.run_dir / "metrics.csv")
 
     def fit_start(self, state: TrainState) -> None:
@@ -56,7 +56,7 @@ class MetricsSink(Sink):
 
     def fit_end(self, state: TrainState) -> None:
         if state.history:
-            plot_curves(state.history, self.run_dir / "curves.png")
+            plot_curves(state.history, self.run_dir / "curves.png", self.curve)
 
 
 class TensorBoardSink(Sink):
@@ -73,10 +73,14 @@ class TensorBoardSink(Sink):
 
 
 class ConsoleSink(Sink):
+    """One line per epoch: the losses, every other val_* number of the row, speed and time."""
+
     def epoch_end(self, trainer: Trainer, state: TrainState, row: dict, improved: bool) -> None:
-        print(f"epoch {row['epoch']:3d}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss'] or 0:.4f}  "
-              f"val_acc {row['val_pixel_accuracy'] or 0:.4f}  val_mIoU {row['val_miou'] or 0:.4f}  "
-              f"{row['img_per_s']:.1f} img/s  {row['seconds']:.1f}s", flush=True)
+        shown = [f"train_loss {row['train_loss']:.4f}", f"val_loss {row['val_loss'] or 0:.4f}"]
+        shown += [f"{key} {value:.4f}" for key, value in row.items()
+                  if key.startswith("val_") and key != "val_loss" and isinstance(value, float)]
+        print(f"epoch {row['epoch']:3d}  {'  '.join(shown)}  {row['img_per_s']:.1f} img/s  {row['seconds']:.1f}s",
+              flush=True)
 
 
 def tensorboard_sink(run_dir: Path) -> TensorBoardSink | None:
@@ -88,9 +92,10 @@ def tensorboard_sink(run_dir: Path) -> TensorBoardSink | None:
     return TensorBoardSink(SummaryWriter(str(Path(run_dir) / "tensorboard")))
 
 
-def run_folder_sinks(run_dir: Path, meta: dict, save_every: int, verbose: bool) -> list[Sink]:
-    """The sinks of a normal run on rank 0: checkpoints, metrics.csv + curves, TensorBoard, console."""
-    sinks: list[Sink] = [CheckpointSink(run_dir, meta, save_every), MetricsSink(run_dir)]
+def run_folder_sinks(run_dir: Path, meta: dict, save_every: int, verbose: bool, curve: str = "val_miou") -> list[Sink]:
+    """The sinks of a normal run on rank 0: checkpoints, metrics.csv + curves (of the `curve` column),
+    TensorBoard, console."""
+    sinks: list[Sink] = [CheckpointSink(run_dir, meta, save_every), MetricsSink(run_dir, curve)]
     board = tensorboard_sink(run_dir)
     if board is not None:
         sinks.append(board)
