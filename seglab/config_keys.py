@@ -102,6 +102,27 @@ def parse_decoder_channels(value):
                      "(the model's default)")
 
 
+def _is_positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def parse_anchor_sizes(value):
+    if value is None:
+        return value
+    if isinstance(value, (list, tuple)) and value and all(
+            _is_positive_int(v) or (isinstance(v, (list, tuple)) and v and all(map(_is_positive_int, v)))
+            for v in value):
+        return [list(v) if isinstance(v, (list, tuple)) else v for v in value]
+    raise ValueError("expected null (the model's default) or one size per pyramid level, e.g. [8, 16, 32, 64, 128] "
+                     "or [[8], [16], [32], [64], [128]]")
+
+
+def parse_strides(value):
+    if value is None or (isinstance(value, (list, tuple)) and value and all(map(_is_positive_int, value))):
+        return None if value is None else list(value)
+    raise ValueError("expected null (the model's default) or a list of doubling strides, e.g. [4, 8, 16, 32]")
+
+
 def parse_encoder(value):
     from seglab.encoders import ENCODERS, TIMM_PREFIX
 
@@ -167,6 +188,7 @@ def show(value) -> str:
 
 
 ARCH = ("train", "benchmark", "models")  # modes that build an architecture from the model arguments
+INSTANCE_MODEL = (*ARCH, *INFER)  # instance inference options: constructor arguments that val / predict override
 
 KEY_TABLE: list[Key] = [
     # --- what to run on ---
@@ -188,7 +210,8 @@ KEY_TABLE: list[Key] = [
     Key("voc_aug", bool, False, "Pascal VOC: train on train_aug (VOC train + SBD, minus VOC val)", DATA_MODES,
         formats=("voc",)),
     # --- model arguments: passed to the architecture when its constructor takes them ---
-    Key("width", int, 32, "classic U-Net: channels of the first stage (doubled at each stage)", ARCH,
+    Key("width", int, 32, "classic U-Net: channels of the first stage (doubled at each stage); yolo_seg: pyramid "
+        "and head channels", ARCH,
         check=at_least(1), model_argument=True),
     Key("depth", int, 4, "classic U-Net: number of down / up stages", ARCH, check=at_least(1), model_argument=True),
     Key("upsample", str, "transpose", "classic U-Net decoder upsampling", ARCH, choices=("transpose", "bilinear"),
@@ -205,9 +228,20 @@ KEY_TABLE: list[Key] = [
         check=in_range(0, 1), model_argument=True),
     Key("output_stride", int, 16, "deeplabv3plus: encoder output stride (later encoder strides become dilations)",
         ARCH, choices=(8, 16, 32), model_argument=True),
+    Key("score_threshold", float, 0.05, "instance models: detections kept (score at least this); val / predict: "
+        "replaces the checkpoint's", INSTANCE_MODEL, check=in_range(0, 1, True), model_argument=True),
+    Key("max_detections", int, 100, "instance models: at most this many detections per image (the best scores); "
+        "val / predict: replaces the checkpoint's", INSTANCE_MODEL, check=at_least(1), model_argument=True),
+    Key("anchor_sizes", typing.Any, None, "maskrcnn: anchor sizes in pixels, one entry per pyramid level "
+        "(5: x/4 .. x/64); null = the model's default [[32], [64], [128], [256], [512]]", ARCH,
+        parse=parse_anchor_sizes, shape="null | [int, ...] | [[int, ...], ...]", model_argument=True),
+    Key("strides", typing.Any, None, "yolo_seg: pyramid strides (doubling); null = [8, 16, 32]; [4, 8, 16, 32] for "
+        "objects of a few pixels", ARCH, parse=parse_strides, shape="null | [int, ...]", model_argument=True),
+    Key("freeze_encoder_norm", bool, False, "maskrcnn: freeze the encoder's BatchNorm (with ImageNet weights and "
+        "small batches)", ARCH, model_argument=True),
     # --- training ---
     Key("imgsz", typing.Any, 128, "training size (benchmark: input size): S (square) or height x width, e.g. "
-        "256x352 or [256, 352]", ("train", "benchmark"), parse=parse_imgsz, shape="S | HxW | [H, W]"),
+        "256x352 or [256, 352]; instance: S, each image's longer side", ("train", "benchmark"), parse=parse_imgsz, shape="S | HxW | [H, W]"),
     Key("resize", str, "stretch", "how training pixels relate to source pixels: stretch = each whole image resized "
         "to imgsz (every built-in dataset); crop = random imgsz crops at native resolution (patch training for "
         "large images; inference then tiles at native scale)", TRAIN, choices=("stretch", "crop")),
@@ -232,8 +266,9 @@ KEY_TABLE: list[Key] = [
     Key("accumulate", int, 1, "batches per optimizer step (gradient accumulation)", TRAIN, check=at_least(1)),
     Key("ema", float, 0.0, "decay of an exponential moving average of the weights (e.g. 0.999); 0 = off", TRAIN,
         check=in_range(0, 1)),
-    Key("metric", str, "miou", "val metric that picks best.pt and drives early stopping", TRAIN,
-        choices=("miou", "pixel_accuracy", "mean_dice", "loss")),
+    Key("metric", str, "", 'val metric that picks best.pt and drives early stopping; "" = the task\'s default '
+        "(semantic: miou; instance: mask_ap)", TRAIN,
+        choices=("", "miou", "pixel_accuracy", "mean_dice", "loss", "mask_ap", "mask_ap50", "matching_accuracy")),
     Key("patience", int, 0, "early stopping: epochs without improvement of `metric`; 0 = off", TRAIN,
         check=at_least(0)),
     Key("save_every", int, 0, "also write last.pt every N batches (mid-epoch resume points); 0 = epoch ends only",
@@ -264,6 +299,9 @@ KEY_TABLE: list[Key] = [
     Key("name", str, "", "run folder name; default: the mode", TRAIN),
     Key("exist_ok", bool, False, "reuse runs/<name> instead of making runs/<name>2", TRAIN),
     Key("samples", int, 6, "overlays written to <run>/samples", TRAIN, check=at_least(0)),
+    Key("min_score", float, 0.5, "instance: instances drawn in predict's id PNG and overlay, and matched for "
+        "matching accuracy (val, training), have at least this score; predictions.json and COCO AP keep every "
+        "detection down to score_threshold", ("train", "val", "predict"), check=in_range(0, 1, True)),
     Key("resolution", str, "original", "val scoring: original (each image's own size) | train (training size)",
         ("train", "val"), choices=("original", "train")),
     Key("source", str, "", "predict: a file, folder, glob or video", PREDICT),

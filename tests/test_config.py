@@ -10,7 +10,8 @@ from seglab.config import KEYS, Config, ConfigError, make_config, parse_override
 def test_defaults_are_the_dataclass_defaults():
     cfg = make_config()
     assert cfg == Config()
-    assert (cfg.model, cfg.epochs, cfg.imgsz, cfg.lr, cfg.augment, cfg.loss) == ("unet", 30, 128, 0.0, True, "ce+dice")
+    # model "" = the task's default architecture (unet for semantic), filled in when the task is known
+    assert (cfg.model, cfg.epochs, cfg.imgsz, cfg.lr, cfg.augment, cfg.loss) == ("", 30, 128, 0.0, True, "ce+dice")
     assert set(cfg.to_dict()) == set(KEYS) == {f.name for f in dataclasses.fields(Config)}
 
 

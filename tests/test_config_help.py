@@ -39,7 +39,8 @@ def test_help_key_prints_the_key_in_full(capsys, key):
 
 def test_help_key_example(capsys):
     _, text, _ = help_of(capsys, "metric")
-    assert "allowed: one of miou, pixel_accuracy, mean_dice, loss" in text and "modes: train" in text
+    assert ('allowed: one of "", miou, pixel_accuracy, mean_dice, loss, mask_ap, mask_ap50, matching_accuracy'
+            in text and "modes: train" in text)
     _, text, _ = help_of(capsys, "val_fraction")
     assert "dataset formats: folder" in text and "must be at least 0 and below 1" in text
 

@@ -28,7 +28,8 @@ def test_negative_epochs_fail_before_any_folder_or_data(tmp_path, capsys, monkey
 def test_metric_typo_fails_at_parse_listing_the_choices():
     with pytest.raises(ConfigError) as info:
         make_config(parse_overrides(["metric=mIoU"]), mode="train")
-    assert str(info.value) == "metric='mIoU': expected one of miou, pixel_accuracy, mean_dice, loss"
+    assert str(info.value) == ("metric='mIoU': expected one of \"\", miou, pixel_accuracy, mean_dice, loss, mask_ap, "
+                               "mask_ap50, matching_accuracy")
 
 
 @pytest.mark.parametrize("arg", [

@@ -13,7 +13,7 @@ from seglab.models.instance.onestage_head import pick_taps
 from seglab.models.instance.onestage_loss import assign
 from seglab.models.instance.onestage_post import assemble_masks, box_crop, detections, locations
 
-SMALL = {"width": 16, "num_protos": 8}
+SMALL = {"neck_width": 16, "num_protos": 8}
 ENCODERS = ["efficientnet_lite0", "resnet18", "vit_tiny_16", "timm:resnet18"]  # vit: no stride-8/32 feature
 
 
@@ -227,7 +227,7 @@ def test_overfit_short():
 
 @pytest.mark.slow
 def test_overfit_long():
-    history, det, target = overfit(300, (96, 128), "efficientnet_lite0", width=32, num_protos=16)
+    history, det, target = overfit(300, (96, 128), "efficientnet_lite0", neck_width=32, num_protos=16)
     assert np.mean(history[-5:]) < np.mean(history[:3]) / 20
     check_found(det, target, 0.75)
 

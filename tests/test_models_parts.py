@@ -73,8 +73,11 @@ def test_models_mode_lists_every_model(capsys):
 
     rows = MODES["models"](make_config())
     out = capsys.readouterr().out
-    assert [row["model"] for row in rows] == list(MODELS)
+    from seglab.models import TASK_MODELS
+
+    assert [(row["task"], row["model"]) for row in rows] == [(t, m) for t, r in TASK_MODELS.items() for m in r]
     assert all(name in out for name in MODELS) and "GFLOPs" in out and "efficientnet_lite0" in out
+    assert all("error" not in row and row["params"] > 0 for row in rows)  # instance models too (params, no meta FLOPs)
     by_name = {row["model"]: row for row in rows}
     assert by_name["unet"]["gflops"] == pytest.approx(24.15, abs=0.1)  # width 32 U-Net, as in PERF_NOTES
     assert 134 < by_name["fcn8s"]["params"] < 135  # VGG16 FCN with 4096-wide fc6/fc7

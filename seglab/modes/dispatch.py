@@ -16,6 +16,7 @@ from seglab.data import resolve_root
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.models.source import resolve_model
 from seglab.tasks import TASKS, Task, resolve_task
+from seglab.tasks.semantic.train import resume_checkpoint
 
 DATA_MODES = ("train", "verify")  # modes whose task may follow from the dataset layout
 
@@ -40,6 +41,9 @@ def task_for(cfg: Config, mode: str) -> Task:
             model = source.name
         else:
             checkpoint = {"task": file_task(source)}
+    if mode == "train" and cfg.resume:  # a resumed run is of its checkpoint's task
+        resumed = resume_checkpoint(cfg)[1]
+        checkpoint = {"task": resumed.get("task", "semantic")} if resumed is not None else checkpoint
     data_root = resolve_root(cfg.data) if mode in DATA_MODES and cfg.data else None
     return resolve_task(TASKS, cfg.task, model, checkpoint, data_root)
 

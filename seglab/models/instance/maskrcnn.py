@@ -78,7 +78,9 @@ def per_level(values, levels: int, name: str) -> tuple[tuple, ...]:
 class MaskRCNN(TorchvisionMaskRCNN):
     """torchvision's Mask R-CNN on a seglab encoder + FPN; labels are 1-based (0 = background)."""
 
-    def __init__(self, num_classes: int, encoder: str = "efficientnet_lite0", encoder_weights: str = "",
+    default_encoder = "efficientnet_lite0"  # encoder="" means this (ImageNet weights: encoder_weights=imagenet)
+
+    def __init__(self, num_classes: int, encoder: str = "", encoder_weights: str = "",
                  in_channels: int = 3, freeze_encoder_norm: bool = False,
                  fpn_channels: int = 256, box_head_channels: int = 1024, mask_head_channels: int = 256,
                  pyramid_reductions: list[int] = PYRAMID_REDUCTIONS, anchor_sizes: list = NATURAL_ANCHORS,
@@ -94,7 +96,7 @@ class MaskRCNN(TorchvisionMaskRCNN):
         if min_size is not None and min(min_size if isinstance(min_size, (list, tuple)) else [min_size]) < 1:
             raise ValueError(f"min_size={min_size}: give a positive size (or a list of them), or None to keep the "
                              f"input size")
-        enc = build_encoder(encoder, in_channels, encoder_weights)
+        enc = build_encoder(encoder or self.default_encoder, in_channels, encoder_weights)
         backbone = EncoderFPN(enc, fpn_channels, list(pyramid_reductions), freeze_encoder_norm, f"encoder {encoder}")
         levels = len(backbone.level_names) + 1  # + "pool"
         sizes = per_level(anchor_sizes, levels, "anchor_sizes")

@@ -1,7 +1,7 @@
 """A one-stage, anchor-free instance segmentation model (in the YOLOv8-seg / YOLACT way), built for CPU speed.
 
     encoder (any seglab encoder) -> features at `strides` (chosen by declared reductions)
-      -> PAN pyramid (`width` channels) -> per level: class logits, box distances (l, t, r, b),
+      -> PAN pyramid (`neck_width` channels) -> per level: class logits, box distances (l, t, r, b),
          `num_protos` mask coefficients; finest level -> `num_protos` prototypes at `proto_stride`
       -> mask of a detection = sigmoid(coefficients x prototypes), upsampled, cropped to its box.
 
@@ -12,6 +12,7 @@ ONNX with dynamic height and width (`onestage_export.export_raw_onnx`). Training
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -25,8 +26,12 @@ from seglab.models.instance.onestage_post import detections, distances_to_boxes,
 
 
 class OneStageSeg(nn.Module):
-    def __init__(self, num_classes: int, encoder: str = "efficientnet_lite0", encoder_weights: str = "",
-                 in_channels: int = 3, strides: list[int] | None = None, proto_stride: int = 4, width: int = 64,
+    """One-stage, anchor-free instance segmentation: per-location class + box + mask coefficients, shared prototypes."""
+
+    default_encoder = "efficientnet_lite0"  # encoder="" means this (ImageNet weights: encoder_weights=imagenet)
+
+    def __init__(self, num_classes: int, encoder: str = "", encoder_weights: str = "",
+                 in_channels: int = 3, strides: list[int] | None = None, proto_stride: int = 4, neck_width: int = 64,
                  num_protos: int = 32, depthwise: bool = False, score_threshold: float = 0.05,
                  nms_iou: float = 0.6, pre_nms_top_k: int = 1000, max_detections: int = 100, top_k: int = 10,
                  alpha: float = 1.0, beta: float = 6.0, centre_radius: float = 1.0, gamma: float = 2.0,
@@ -36,9 +41,9 @@ class OneStageSeg(nn.Module):
         strides = sorted(int(s) for s in (strides or [8, 16, 32]))
         if num_classes < 1:
             raise ValueError(f"num_classes counts the object classes (background excluded): got {num_classes}")
-        if len(set(strides)) != len(strides) or any(b != 2 * a for a, b in zip(strides, strides[1:])):
+        if len(set(strides)) != len(strides) or any(b != 2 * a for a, b in itertools.pairwise(strides)):
             raise ValueError(f"strides must double from level to level (e.g. [8, 16, 32]), got {strides}")
-        self.encoder = build_encoder(encoder, in_channels, encoder_weights)
+        self.encoder = build_encoder(encoder or self.default_encoder, in_channels, encoder_weights)
         self.normalization = {k: list(v) for k, v in self.encoder.normalization.items()}
         reductions = list(self.encoder.reductions)
         self.strides, self.proto_stride, self.num_classes = strides, int(proto_stride), num_classes
@@ -47,10 +52,10 @@ class OneStageSeg(nn.Module):
         proto_taps = [i for i, r in enumerate(reductions) if r == self.proto_stride]
         self.proto_tap = proto_taps[-1] if proto_taps and self.proto_stride < strides[0] else None
         self.multiple = math.lcm(self.encoder.multiple, strides[-1], self.proto_stride)
-        self.pyramid = Pyramid([self.encoder.out_channels[t] for t in self.taps], width, depthwise)
-        self.heads = nn.ModuleList(LevelHead(width, num_classes, num_protos, s, depthwise) for s in strides)
+        self.pyramid = Pyramid([self.encoder.out_channels[t] for t in self.taps], neck_width, depthwise)
+        self.heads = nn.ModuleList(LevelHead(neck_width, num_classes, num_protos, s, depthwise) for s in strides)
         skip = self.encoder.out_channels[self.proto_tap] if self.proto_tap is not None else 0
-        self.prototypes = Prototypes(width, num_protos, strides[0], self.proto_stride, skip, depthwise)
+        self.prototypes = Prototypes(neck_width, num_protos, strides[0], self.proto_stride, skip, depthwise)
         self.inference = {"score_threshold": score_threshold, "nms_iou": nms_iou, "pre_nms_top_k": pre_nms_top_k,
                           "max_detections": max_detections}
         self.loss_options = {"top_k": top_k, "alpha": alpha, "beta": beta, "centre_radius": centre_radius,

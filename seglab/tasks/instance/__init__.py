@@ -7,9 +7,11 @@ seglab/models/instance/; metrics: seglab/metrics/instance.py (COCO mask AP, matc
 from seglab.data.instance import INSTANCE_FORMATS
 from seglab.models import DEFAULT_MODELS, INSTANCE_MODELS
 from seglab.tasks.base import Task
+from seglab.tasks.instance.evaluate import SELECTION_METRICS
+from seglab.tasks.instance.predict import predict
+from seglab.tasks.instance.train import train
+from seglab.tasks.instance.val import val
 from seglab.tasks.instance.verify import verify
-
-SELECTION_METRICS = {"mask_ap": 1.0, "mask_ap50": 1.0, "matching_accuracy": 1.0, "loss": -1.0}
 
 INSTANCE = Task(
     name="instance",
@@ -18,5 +20,5 @@ INSTANCE = Task(
     formats=INSTANCE_FORMATS,
     selection_metrics=SELECTION_METRICS,
     default_model=DEFAULT_MODELS["instance"],
-    modes={"verify": verify},
+    modes={"train": train, "val": val, "predict": predict, "verify": verify},
 )

@@ -90,7 +90,7 @@ def resume_checkpoint(cfg: Config) -> tuple[Config, dict | None, Path | None]:
 
 def train(cfg: Config) -> Path:
     """Train per `cfg`; returns the run folder."""
-    cfg = dataclasses.replace(cfg, model=cfg.model or DEFAULT_MODELS["semantic"])
+    cfg = dataclasses.replace(cfg, model=cfg.model or DEFAULT_MODELS["semantic"], metric=cfg.metric or "miou")
     cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
     group, device_name = distributed.init(cfg.device)
     try:

@@ -1,0 +1,199 @@
+"""Instance inference: a model plus its checkpoint's metadata -> the instances of one image at its own size.
+
+The one path `seglab val` and `seglab predict` share (and training-time validation, at the training size):
+1. the model's view: the image resized so its longer side is the training size, decoded as training
+   decodes it (`load_image`, the same pixels `InstanceDataset` shows the model), normalised;
+2. forward (one image at a time: no padding from batch neighbours, so an image's result never depends
+   on which images it was predicted with);
+3. the detections with `score >= score_threshold`, at most `max_detections`, best score first;
+4. each mask's probabilities resized (bilinear, as `F.interpolate(align_corners=False)`) to the image's
+   size and thresholded at 0.5, computed on the mask's own rows and columns only (`resize_rows_cols`:
+   exact, not an approximation, since a bilinear value >= 0.5 needs an input value >= 0.5 next to it);
+5. masks painted best score first: a pixel belongs to the best detection covering it, so instances do
+   not overlap (what an instance-id PNG can hold); a detection left with no pixel is dropped.
+The result (`InstancePrediction`) is an id map (0 = background, id k = the k-th best kept detection)
+with each instance's score and 0-based label: predict writes it, val scores it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from seglab.data.dataset import load_image
+from seglab.data.instance.dataset import resized_size
+from seglab.data.io import image_size
+from seglab.data.spec import ClassTable
+from seglab.engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from seglab.engine.device import Runtime, normalize
+from seglab.models import model_class
+from seglab.models.source import require, resolve_model
+
+RESIZE = "longer_side"  # preprocess["resize"] of an instance checkpoint
+MASK_THRESHOLD = 0.5
+INFERENCE_ARGUMENTS = ("score_threshold", "max_detections")  # constructor options val / predict override
+
+
+@dataclass
+class InstanceOptions:
+    score_threshold: float = 0.05  # detections kept (predictions.json, COCO AP)
+    max_detections: int = 100
+    min_score: float = 0.5  # instances drawn in the id PNG / overlay and matched for matching accuracy
+
+    @classmethod
+    def from_config(cls, cfg) -> "InstanceOptions":
+        return cls(cfg.score_threshold, cfg.max_detections, cfg.min_score)
+
+
+@dataclass
+class InstancePrediction:
+    """`ids` int32 [H, W] (0 background, k = instance k); `scores` [M] descending, `labels` [M] 0-based."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @property
+    def masks(self) -> np.ndarray:
+        """bool [M, H, W], one per instance (they do not overlap)."""
+        if not len(self):
+            return np.zeros((0, *self.ids.shape), bool)
+        return self.ids[None] == np.arange(1, len(self) + 1, dtype=self.ids.dtype)[:, None, None]
+
+    def confident(self, min_score: float) -> "InstancePrediction":
+        """The instances with score >= min_score (a prefix, as scores descend), ids unchanged."""
+        n = int((self.scores >= min_score).sum())
+        ids = np.where(self.ids <= n, self.ids, 0).astype(self.ids.dtype)
+        return InstancePrediction(ids, self.scores[:n], self.labels[:n])
+
+    def evaluator_input(self) -> dict:
+        """What seglab.metrics.InstanceEvaluator takes as a prediction."""
+        return {"masks": self.masks, "scores": self.scores, "labels": self.labels}
+
+
+def interpolation_matrix(out_size: int, in_size: int) -> np.ndarray:
+    """float32 [out, in]: 1-D bilinear resampling as torch's interpolate(align_corners=False) computes it."""
+    matrix = np.zeros((out_size, in_size), np.float32)
+    src = np.maximum((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0)
+    low = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    frac = (src - low).astype(np.float32)
+    rows = np.arange(out_size)
+    np.add.at(matrix, (rows, low), 1.0 - frac)
+    np.add.at(matrix, (rows, high), frac)
+    return matrix
+
+
+def resize_rows_cols(probs: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, slice, slice]:
+    """One mask's probabilities [h, w] resized by the matrices rows [H, h], cols [W, w] and thresholded,
+    on the output rows / columns that the mask's >= 0.5 pixels reach: (bool block, row slice, col slice)."""
+    ys, xs = np.nonzero(probs >= MASK_THRESHOLD)
+    if not len(ys):
+        return np.zeros((0, 0), bool), slice(0, 0), slice(0, 0)
+    r0, r1, c0, c1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    out_rows = np.flatnonzero(rows[:, r0:r1].sum(1) > 0)
+    out_cols = np.flatnonzero(cols[:, c0:c1].sum(1) > 0)
+    r0, r1 = max(r0 - 1, 0), min(r1 + 1, probs.shape[0])  # the neighbours bilinear reads
+    c0, c1 = max(c0 - 1, 0), min(c1 + 1, probs.shape[1])
+    rs, cs = slice(out_rows[0], out_rows[-1] + 1), slice(out_cols[0], out_cols[-1] + 1)
+    block = rows[rs, r0:r1] @ probs[r0:r1, c0:c1] @ cols[cs, c0:c1].T
+    return block >= MASK_THRESHOLD, rs, cs
+
+
+def paint(probs: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, list[int]]:
+    """Masks [M, h, w] (best first) -> (id map int32 [H, W] at `size`, indices of the detections kept)."""
+    height, width = size
+    rows, cols = interpolation_matrix(height, probs.shape[1]), interpolation_matrix(width, probs.shape[2])
+    ids = np.zeros((height, width), np.int32)
+    kept: list[int] = []
+    for index, mask in enumerate(probs):
+        block, rs, cs = resize_rows_cols(mask, rows, cols)
+        target = ids[rs, cs]
+        free = block & (target == 0)
+        if free.any():
+            kept.append(index)
+            target[free] = len(kept)
+    return ids, kept
+
+
+def instance_view(image: str | Path | np.ndarray, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(uint8 [3, h, w] with the longer side `size`, the image's own (H, W)) as training decodes it."""
+    if isinstance(image, np.ndarray):
+        height, width = image.shape[:2]
+        h, w = resized_size(height, width, size)
+        view = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR)) if (h, w) != (height, width) else image
+        return torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1))), (height, width)
+    width, height = image_size(Path(image))
+    return torch.from_numpy(load_image(image, resized_size(height, width, size))), (height, width)
+
+
+def checkpoint_model(path: Path, runtime: Runtime, options: InstanceOptions) -> tuple[nn.Module, dict]:
+    """The checkpoint's model rebuilt with the inference options as its constructor arguments."""
+    ckpt = load_checkpoint(path)
+    if ckpt.get("task") != "instance":
+        raise CheckpointError(f"{path}: a {ckpt.get('task', 'semantic')} checkpoint, not an instance one")
+    takes = inspect.signature(model_class(ckpt["arch"]["name"])).parameters
+    overrides = {k: getattr(options, k) for k in INFERENCE_ARGUMENTS if k in takes}
+    ckpt = {**ckpt, "arch": {**ckpt["arch"], "args": {**ckpt["arch"]["args"], **overrides}}}
+    return runtime.prepare_model(model_from_checkpoint(ckpt)), ckpt
+
+
+class InstancePredictor:
+    """`model`: a checkpoint path or run folder, or an in-memory model with `metadata` = {classes,
+    preprocess} (training-time validation; put back in the mode it was in by the caller)."""
+
+    def __init__(self, model: str | Path | nn.Module, runtime: Runtime, options: InstanceOptions | None = None,
+                 metadata: dict | None = None):
+        self.runtime, self.options = runtime, options or InstanceOptions()
+        if isinstance(model, nn.Module):
+            self.model, self.checkpoint, self.source = model, dict(metadata or {}), "in-memory model"
+        else:
+            source = require(resolve_model(model), "instance inference", ("checkpoint",))
+            self.model, self.checkpoint = checkpoint_model(source.path, runtime, self.options)
+            self.source = str(source.path)
+        preprocess = self.checkpoint["preprocess"]
+        if preprocess.get("resize") != RESIZE:
+            raise CheckpointError(f"{self.source}: preprocess resize={preprocess.get('resize')!r}; instance models "
+                                  f"are trained with {RESIZE!r}")
+        self.mean, self.std, self.size = preprocess["mean"], preprocess["std"], int(preprocess["size"])
+        classes = self.checkpoint["classes"]
+        self.classes = classes if isinstance(classes, ClassTable) else ClassTable.from_dict(classes)
+        self.category_ids = list(self.checkpoint.get("category_ids") or range(1, self.classes.num_classes + 1))
+
+    def describe(self) -> str:
+        o = self.options
+        return (f"longer side {self.size}, score >= {o.score_threshold}, at most {o.max_detections} detections, "
+                f"drawn / matched at score >= {o.min_score}")
+
+    @torch.no_grad()
+    def detect(self, view: torch.Tensor) -> dict:
+        """uint8 [3, h, w] -> the model's detections (numpy, on the CPU) after the score threshold and cap."""
+        self.model.eval()
+        x = normalize(view[None], self.mean, self.std, self.runtime)
+        with self.runtime.autocast():
+            out = self.model(x)[0]
+        scores = out["scores"].float().cpu()
+        order = torch.argsort(scores, descending=True, stable=True)
+        order = order[scores[order] >= self.options.score_threshold][: self.options.max_detections]
+        return {"scores": scores[order].numpy(), "labels": (out["labels"].cpu()[order] - 1).numpy(),
+                "probs": out["masks"].float().cpu()[order, 0].numpy()}
+
+    def predict_view(self, view: torch.Tensor, size: tuple[int, int]) -> InstancePrediction:
+        """The instances of a model view at `size` (the image's own, or the view's for training-size scoring)."""
+        found = self.detect(view)
+        ids, kept = paint(found["probs"], size)
+        return InstancePrediction(ids, found["scores"][kept], found["labels"][kept].astype(np.int64))
+
+    def predict(self, image: str | Path | np.ndarray) -> InstancePrediction:
+        """An image file (decoded as in training) or an RGB array -> its instances at its own size."""
+        view, size = instance_view(image, self.size)
+        return self.predict_view(view, size)

@@ -1,0 +1,167 @@
+"""`seglab train task=instance`: instance data and model from the config, fit through the engine, score best.pt.
+
+The run folder is the semantic one (config.yaml, best.pt chosen on `metric` (default val mask AP),
+last.pt, metrics.csv, curves.png, metrics.json, samples/); the checkpoint records task "instance",
+the thing classes, and preprocess {mean, std, resize: longer_side, size: imgsz}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+import seglab
+from seglab.config import Config, ConfigError, parse_time
+from seglab.data import resolve_root, write_skipped
+from seglab.data.instance import INSTANCE_FORMATS, InstanceDataset, collate, open_instance_split
+from seglab.data.size import as_hw
+from seglab.data.spec import ClassTable, default_colors
+from seglab.engine import distributed
+from seglab.engine.device import Runtime
+from seglab.engine.ema import ModelEMA
+from seglab.engine.loop import FitOptions, fit
+from seglab.engine.optim import ProgressSchedule, build_optimizer
+from seglab.engine.rng import seed_everything
+from seglab.engine.run_folder import new_run_dir, write_config, write_json
+from seglab.engine.sampler import EpochBatchSampler
+from seglab.engine.sinks import run_folder_sinks
+from seglab.engine.trainer import Trainer, TrainState
+from seglab.inference.instance import RESIZE, InstanceOptions, InstancePredictor
+from seglab.models import build_model, model_arguments
+from seglab.tasks.instance.batch import instance_batch_loss
+from seglab.tasks.instance.evaluate import SELECTION_METRICS, evaluate, format_table, training_validator
+from seglab.tasks.instance.samples import write_samples
+from seglab.tasks.semantic.train import resume_checkpoint
+
+UNSET = (None, "")  # a model-argument key left at "" / null: the constructor's own default applies
+
+
+def training_size(cfg: Config) -> int:
+    """The longer side images are resized to: instance training takes one size, not H x W."""
+    height, width = as_hw(cfg.imgsz)
+    if height != width:
+        raise ConfigError(f"imgsz={cfg.imgsz!r}: instance training resizes each image's longer side to one size "
+                          "(aspect kept); give one number, e.g. imgsz=512")
+    return height
+
+
+def instance_split(cfg: Config, split: str, skip_bad: bool):
+    """The split of cfg.data (format detected; seed and val_fraction fix the random split of unsplit layouts)."""
+    fmt = cfg.dataset if cfg.dataset in INSTANCE_FORMATS else "auto"
+    return open_instance_split(resolve_root(cfg.data), split, seed=cfg.seed, val_fraction=cfg.val_fraction,
+                               skip_bad=skip_bad, fmt=fmt)
+
+
+def thing_classes(names: list[str]) -> ClassTable:
+    """The thing classes with distinct colours (the palette without its black background entry)."""
+    return ClassTable(list(names), default_colors(len(names) + 1)[1:])
+
+
+def check_metric(cfg: Config) -> str:
+    metric = cfg.metric or next(iter(SELECTION_METRICS))
+    if metric not in SELECTION_METRICS:
+        raise ConfigError(f"metric={cfg.metric!r}: instance training selects best.pt by one of "
+                          f"{', '.join(SELECTION_METRICS)}")
+    return metric
+
+
+def train(cfg: Config) -> Path:
+    """Train per `cfg`; returns the run folder."""
+    cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
+    cfg = dataclasses.replace(cfg, metric=check_metric(cfg))
+    group, device_name = distributed.init(cfg.device)
+    try:
+        return _train(cfg, ckpt, resumed_dir, group, device_name)
+    finally:
+        distributed.shutdown(group)
+
+
+def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: distributed.Group,
+           device_name: str) -> Path:
+    seed_everything(cfg.seed, cfg.deterministic)
+    runtime = Runtime.from_config(device_name, cfg.precision, cfg.channels_last)
+    size = training_size(cfg)
+    train_split, val_split = instance_split(cfg, "train", cfg.skip_bad), instance_split(cfg, "val", cfg.skip_bad)
+    classes = thing_classes(train_split.classes)
+    options = {k: v for k, v in cfg.to_dict().items() if v not in UNSET}
+    args = model_arguments(cfg.model, classes.num_classes, options)
+    model = runtime.prepare_model(build_model(cfg.model, args))
+    preprocess = {"mean": list(model.normalization["mean"]), "std": list(model.normalization["std"]),
+                  "resize": RESIZE, "size": size}
+    meta = {"task": "instance", "arch": {"name": cfg.model, "args": args}, "classes": classes,
+            "preprocess": preprocess, "config": cfg.to_dict(),
+            "category_ids": list(train_split.category_ids or range(1, classes.num_classes + 1))}
+
+    cache = str(cfg.cache).lower() == "ram"  # masks at the training size are large: RAM only when asked
+    augment = cfg.augment_preset if cfg.augment else "none"
+    train_set = InstanceDataset(train_split, size, augment=augment, cache=cache, skip_bad=cfg.skip_bad).preload()
+    val_set = InstanceDataset(val_split, size, cache=cache, skip_bad=cfg.skip_bad).preload()
+    sampler = EpochBatchSampler(len(train_set), cfg.batch, cfg.seed, group.rank, group.world_size)
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
+                        persistent_workers=cfg.workers > 0)
+    optimizer = build_optimizer(model, cfg)
+    ema = ModelEMA(model, cfg.ema) if cfg.ema > 0 else None
+    if group.active:
+        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    steps_per_epoch = -(-len(sampler) // max(1, cfg.accumulate))
+    trainer = Trainer(
+        model=model, loss_fn=None, optimizer=optimizer, schedule=ProgressSchedule(optimizer, cfg.schedule),
+        runtime=runtime, preprocess=preprocess, total_steps=cfg.epochs * steps_per_epoch,
+        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+        scaler=torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None,
+        ema=ema, clip_grad=cfg.clip_grad, accumulate=max(1, cfg.accumulate), batch_loss=instance_batch_loss,
+    )
+    # everything is built and checked: only now make the run folder
+    run_dir = resumed_dir
+    if run_dir is None:
+        run_dir = distributed.broadcast_object(
+            new_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok) if group.is_main else None, group)
+    if group.is_main:
+        write_config(run_dir, cfg.to_dict())
+        write_skipped(run_dir, train_set, val_set)
+
+    state = TrainState()
+    if ckpt is not None:
+        trainer.load_resume_state(ckpt)
+        state = TrainState(**ckpt["state"])
+    verbose = cfg.verbose and group.is_main
+    if verbose:
+        what = f"resuming {run_dir} at epoch {state.epoch}, batch {state.batch}" if ckpt else f"run folder {run_dir}"
+        print(f"seglab {seglab.__version__} train (instance): {cfg.model} {args} on {train_split.root} "
+              f"({train_split.format}; {len(train_set)} train / {len(val_set)} val images, classes "
+              f"{', '.join(classes.names)}); longer side {size}; {runtime.describe()}; "
+              f"{group.world_size} process(es); seed {cfg.seed}; {what}", flush=True)
+    inference = InstanceOptions.from_config(cfg)
+    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
+                      selection=dict(SELECTION_METRICS))
+    sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose, curve="val_mask_ap") if group.is_main else []
+    validate = training_validator(val_set, runtime, preprocess, classes, inference)
+    state = fit(trainer, loader, sampler, validate, state, opts, classes.names, group, sinks)
+    if group.is_main:
+        _final_report(cfg, run_dir, runtime, val_set, inference, state, verbose)
+    distributed.barrier(group)
+    return run_dir
+
+
+def _final_report(cfg: Config, run_dir: Path, runtime: Runtime, val_set: InstanceDataset, options: InstanceOptions,
+                  state: TrainState, verbose: bool) -> None:
+    """Score best.pt on val (at each image's own size by default); metrics.json, samples/, a summary."""
+    best = run_dir / "best.pt"
+    if not best.exists():  # no epoch had a defined selection metric (e.g. val without objects)
+        best = run_dir / "last.pt"
+    predictor = InstancePredictor(best, runtime, options)
+    result = evaluate(predictor, val_set, cfg.resolution)
+    history = {"epochs": len(state.history), "best_epoch": state.best_epoch, "train_seconds": state.elapsed}
+    write_json(run_dir / "metrics.json", {"split": "val", "inference": predictor.describe(), **result, **history})
+    write_samples(predictor, val_set.split, run_dir / "samples", cfg.samples)
+    if verbose:
+        print(f"\nbest.pt (epoch {state.best_epoch}) on val at {cfg.resolution} resolution:")
+        print(format_table(result))
+        print(f"trained {history['epochs']} epochs in {state.elapsed / 60:.1f} min")
+        print(f"run folder: {run_dir.resolve()}\n  weights {run_dir / 'best.pt'}, {run_dir / 'last.pt'}\n"
+              f"  metrics {run_dir / 'metrics.csv'}, {run_dir / 'metrics.json'}\n  curves  {run_dir / 'curves.png'}\n"
+              f"  samples {run_dir / 'samples'}/")

@@ -1,0 +1,46 @@
+"""`seglab val` for an instance checkpoint: COCO mask / box AP and matching accuracy into val_<split>.json.
+
+Every image goes through `InstancePredictor.predict`, the path `seglab predict` runs, with the same
+keys (score_threshold, max_detections, min_score), so the AP counts exactly the detections of
+predict's predictions.json and the matching accuracy exactly the instances of its id PNGs.
+The split is the one the model was trained with: data, seed and val_fraction come from the
+checkpoint's config (`data=` picks another dataset).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seglab.config import Config
+from seglab.data import DataError, resolve_root
+from seglab.data.instance import InstanceDataset, open_instance_split
+from seglab.engine.device import Runtime
+from seglab.engine.run_folder import write_json
+from seglab.inference.instance import InstanceOptions, InstancePredictor
+from seglab.models.source import resolve_model
+from seglab.tasks.instance.evaluate import evaluate, format_table
+
+
+def val(cfg: Config) -> dict:
+    runtime = Runtime.from_config(cfg.device, cfg.precision, cfg.channels_last)
+    predictor = InstancePredictor(cfg.model, runtime, InstanceOptions.from_config(cfg))
+    trained = predictor.checkpoint.get("config", {})
+    data = cfg.data or trained.get("data", "")
+    split = open_instance_split(resolve_root(data), cfg.split, seed=trained.get("seed", cfg.seed),
+                                val_fraction=trained.get("val_fraction", cfg.val_fraction), skip_bad=cfg.skip_bad)
+    if split.classes != predictor.classes.names:
+        raise DataError(f"{split.root}: classes {split.classes} differ from the model's {predictor.classes.names}")
+    dataset = InstanceDataset(split, predictor.size, skip_bad=cfg.skip_bad).preload()
+    result = evaluate(predictor, dataset, cfg.resolution)
+    final = {"model": str(cfg.model), "data": str(split.root), "split": cfg.split, "images": len(dataset),
+             "inference": predictor.describe(), **result}
+    out = Path(cfg.out) if cfg.out else resolve_model(cfg.model).path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"val_{cfg.split}.json"
+    write_json(path, final)
+    if cfg.verbose:
+        print(f"{cfg.model} on {split.root} split={cfg.split} ({len(dataset)} images), scored at "
+              f"{result['resolution']} resolution; {predictor.describe()}")
+        print(format_table(result))
+        print(f"written: {path}")
+    return final
