@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seglab.inference.backends import pad_to_multiple
+from seglab.models.padding import pad_to_multiple
 from seglab.inference.fuse import fold_batchnorm
 from seglab.inference.tta import DEFAULT_SCALES, augmented_probs, parse_scales
 from seglab.models import build_model
@@ -68,7 +68,12 @@ def test_parse_scales():
 
 def test_pad_to_multiple():
     x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).view(2, 3, 5, 7)
-    assert pad_to_multiple(x, 1) is x
+    assert pad_to_multiple(x, 1, skip_empty=True) is x
+    assert torch.equal(pad_to_multiple(x, 1), x)  # the models' setting still emits the (empty) pad
+    zeros = pad_to_multiple(x, 4, "constant")
+    assert zeros.shape == (2, 3, 8, 8) and zeros[..., 5:, :].abs().sum() == 0 and zeros[..., :, 7:].abs().sum() == 0
+    with pytest.raises(ValueError, match="pad mode 'wrap': expected one of replicate, reflect, constant"):
+        pad_to_multiple(x, 4, "wrap")
     padded = pad_to_multiple(x, 4, "reflect")
     assert padded.shape == (2, 3, 8, 8) and torch.equal(padded[..., :5, :7], x)
     assert torch.equal(padded[..., 5, :7], x[..., 3, :])  # reflect: the row before the last

@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from seglab.engine.device import Runtime
 from seglab.inference.fuse import fold_batchnorm
+from seglab.models.padding import pad_to_multiple
 
 
 class TorchBackend:
@@ -100,18 +100,9 @@ class OnnxBackend:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        x = pad_to_multiple(x.float().cpu(), self.multiple, self.pad_mode)
+        x = pad_to_multiple(x.float().cpu(), self.multiple, self.pad_mode, skip_empty=True)
         array = x.contiguous().numpy()
         logits = self.session.run(None, {self.input_name: array})[0]
         return torch.from_numpy(logits)[..., :height, :width]
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "replicate") -> torch.Tensor:
-    """Pad bottom/right so H and W are multiples; "reflect" falls back to "replicate" when an edge is too short."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    if not (pad_h or pad_w):
-        return x
-    if mode == "reflect" and min(height, width) <= max(pad_h, pad_w):
-        mode = "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)

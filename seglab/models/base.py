@@ -9,10 +9,10 @@ input resolution.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from seglab.encoders import Encoder, build_encoder
+from seglab.models.padding import pad_to_multiple
 
 
 class SegmentationModel(nn.Module):
@@ -32,9 +32,7 @@ class SegmentationModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        m = self.multiple
-        x = F.pad(x, (0, (m - width % m) % m, 0, (m - height % m) % m), mode="replicate")
-        return self.padded_forward(x)[..., :height, :width]
+        return self.padded_forward(pad_to_multiple(x, self.multiple))[..., :height, :width]
 
     def padded_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for an input whose sizes are multiples of `self.multiple`."""

@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from seglab.models.padding import pad_to_multiple
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -73,9 +74,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        multiple = 2**self.depth
-        # pad unconditionally (a zero pad is cheap) so traced/exported graphs keep the size arithmetic
-        x = F.pad(x, (0, -width % multiple, 0, -height % multiple), mode="replicate")
+        x = pad_to_multiple(x, 2**self.depth)  # always emitted, so exported graphs keep the size arithmetic
         skips = [self.stem(x)]
         for down in self.down:
             skips.append(down(F.max_pool2d(skips[-1], 2)))

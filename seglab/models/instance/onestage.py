@@ -23,6 +23,7 @@ from seglab.encoders import build_encoder
 from seglab.models.instance.onestage_head import LevelHead, Prototypes, Pyramid, pick_taps
 from seglab.models.instance.onestage_loss import Dense, one_stage_losses
 from seglab.models.instance.onestage_post import detections, distances_to_boxes, locations
+from seglab.models.padding import pad_to_multiple
 
 
 class OneStageSeg(nn.Module):
@@ -66,9 +67,7 @@ class OneStageSeg(nn.Module):
         """Zeros (the mean colour after normalisation) on the right and bottom up to `multiple`.
 
         Not edge replication: a replicated border would stretch an object touching it into the padding."""
-        m = self.multiple
-        height, width = x.shape[-2:]
-        return F.pad(x, (0, (m - width % m) % m, 0, (m - height % m) % m))
+        return pad_to_multiple(x, self.multiple, mode="constant")
 
     def dense(self, x: torch.Tensor) -> Dense:
         """Per-location outputs for the padded input (boxes in its pixels, which are the input's)."""
