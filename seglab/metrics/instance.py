@@ -199,8 +199,9 @@ class InstanceEvaluator:
         nonempty = gt.reshape(len(gt), h * w).any(axis=1)
         gt, gt_labels, crowd = gt[nonempty], gt_labels[nonempty], crowd[nonempty]
         gt_rles = encode_masks(gt)
+        areas = [mask_utils.area(r) for r in gt_rles]  # one by one: pycocotools' area() of >255 RLEs overflows (NumPy 2)
         for rle, label, is_crowd, box, area in zip(gt_rles, gt_labels, crowd, mask_utils.toBbox(gt_rles) if gt_rles else [],
-                                                    mask_utils.area(gt_rles) if gt_rles else []):
+                                                    areas):
             self.truths.append({"id": len(self.truths) + 1, "image_id": image_id, "category_id": int(label) + 1,
                                 "segmentation": rle, "area": float(area), "bbox": [float(v) for v in box],
                                 "iscrowd": int(is_crowd)})
