@@ -210,8 +210,7 @@ KEY_TABLE: list[Key] = [
     Key("voc_aug", bool, False, "Pascal VOC: train on train_aug (VOC train + SBD, minus VOC val)", DATA_MODES,
         formats=("voc",)),
     # --- model arguments: passed to the architecture when its constructor takes them ---
-    Key("width", int, 32, "classic U-Net: channels of the first stage (doubled at each stage); yolo_seg: pyramid "
-        "and head channels", ARCH,
+    Key("width", int, 32, "classic U-Net: channels of the first stage (doubled at each stage)", ARCH,
         check=at_least(1), model_argument=True),
     Key("depth", int, 4, "classic U-Net: number of down / up stages", ARCH, check=at_least(1), model_argument=True),
     Key("upsample", str, "transpose", "classic U-Net decoder upsampling", ARCH, choices=("transpose", "bilinear"),

@@ -17,7 +17,7 @@ from seglab.metrics.instance import InstanceEvaluator
 from test_instance_data_layouts import write_penn_fudan
 
 TINY = ["encoder=resnet18", "imgsz=64", "batch=2", "precision=fp32", "workers=0", "verbose=false"]
-YOLO = ["model=yolo_seg", "width=16", *TINY]
+YOLO = ["model=yolo_seg", *TINY]
 # every detection kept and drawn, so an untrained model still yields instances to compare
 EVERYTHING = ["score_threshold=0", "min_score=0", "precision=fp32", "verbose=false"]
 

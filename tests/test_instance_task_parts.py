@@ -117,3 +117,16 @@ def test_instance_train_checks_metric_and_size_before_reading_data(tmp_path, cap
     assert main(["train", f"data={root}", "model=yolo_seg", "imgsz=64x96", f"project={project}"]) == 1
     assert "instance training resizes each image's longer side to one size" in capsys.readouterr().err
     assert not project.exists()
+
+
+def test_images_with_more_than_255_objects_can_be_scored():
+    """DSB 2018 has images with ~400 nuclei (pycocotools' area() of >255 RLEs at once overflows under NumPy 2)."""
+    from seglab.metrics.instance import InstanceEvaluator
+
+    ids = np.arange(1, 301, dtype=np.int32).repeat(4).reshape(30, 40)  # 300 objects of 4 pixels
+    truth = ids[None] == np.arange(1, 301)[:, None, None]
+    evaluator = InstanceEvaluator(1)
+    evaluator.process({"masks": truth, "labels": np.zeros(300, np.int64)},
+                      {"masks": truth[:200], "scores": np.ones(200), "labels": np.zeros(200, np.int64)})
+    result = evaluator.evaluate()
+    assert result["num_gt"] == 300 and result["matching"]["tp"][0] == 200
