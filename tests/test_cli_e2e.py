@@ -64,7 +64,7 @@ def test_run_folder_contents(run):
 def test_saved_config_loads_back_to_the_same_values(run):
     run_dir, args = run
     saved = make_config(cfg=run_dir / "config.yaml")
-    assert saved == make_config({**parse_overrides(args), "model": "unet"})  # saved resolved: the task's default model
+    assert saved == make_config({**parse_overrides(args), "model": "unet", "metric": "miou"})  # resolved: the defaults
     assert (saved.width, saved.depth, saved.imgsz, saved.epochs, saved.lr) == (4, 2, 64, 2, 0.01)
 
 
@@ -113,7 +113,7 @@ def test_checkpoints_carry_everything(run):
         assert ckpt["classes"]["ignore_index"] == 255
         assert set(ckpt["preprocess"]) >= {"mean", "std", "resize", "size"} and ckpt["preprocess"]["size"] == [64, 64]
         assert len(ckpt["preprocess"]["mean"]) == len(ckpt["preprocess"]["std"]) == 3
-        assert ckpt["config"] == make_config({**parse_overrides(args), "model": "unet"}).to_dict()
+        assert ckpt["config"] == make_config({**parse_overrides(args), "model": "unet", "metric": "miou"}).to_dict()
         assert isinstance(ckpt["seglab_version"], str) and ckpt["seglab_version"]
 
 

@@ -52,7 +52,8 @@ def describe(cls) -> str:
 
 
 def models(cfg: Config) -> list[dict]:
-    options = {**cfg.to_dict(), "encoder_weights": ""}
+    # null keys (anchor_sizes, strides, ...) leave the constructor's default, as training does
+    options = {**{k: v for k, v in cfg.to_dict().items() if v is not None}, "encoder_weights": ""}
     rows = []
     print(f"Models ({NUM_CLASSES} classes, one {SIZE}x{SIZE} image; `seglab train model=NAME encoder=NAME ...`)")
     print(f"  {'task':<10}{'model':<15}{'encoder':<22}{'params (M)':>11}{'GFLOPs':>9}  description")
