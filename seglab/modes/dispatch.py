@@ -16,7 +16,7 @@ from seglab.data import resolve_root
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.models.source import resolve_model
 from seglab.tasks import TASKS, Task, resolve_task
-from seglab.tasks.semantic.train import resume_checkpoint
+from seglab.tasks.training import resume_checkpoint
 
 DATA_MODES = ("train", "verify")  # modes whose task may follow from the dataset layout
 

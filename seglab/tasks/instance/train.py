@@ -25,7 +25,7 @@ from seglab.engine.ema import ModelEMA
 from seglab.engine.loop import FitOptions, fit
 from seglab.engine.optim import ProgressSchedule, build_optimizer
 from seglab.engine.rng import seed_everything
-from seglab.engine.run_folder import new_run_dir, write_config, write_json
+from seglab.engine.run_folder import write_json
 from seglab.engine.sampler import EpochBatchSampler
 from seglab.engine.sinks import run_folder_sinks
 from seglab.engine.trainer import Trainer, TrainState
@@ -34,7 +34,7 @@ from seglab.models import build_model, model_arguments
 from seglab.tasks.instance.batch import instance_batch_loss
 from seglab.tasks.instance.evaluate import SELECTION_METRICS, evaluate, format_table, training_validator
 from seglab.tasks.instance.samples import write_samples
-from seglab.tasks.semantic.train import resume_checkpoint
+from seglab.tasks.training import open_run_folder, resume_checkpoint, resume_note, start_state
 
 UNSET = (None, "")  # a model-argument key left at "" / null: the constructor's own default applies
 
@@ -116,21 +116,14 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
         ema=ema, clip_grad=cfg.clip_grad, accumulate=max(1, cfg.accumulate), batch_loss=instance_batch_loss,
     )
     # everything is built and checked: only now make the run folder
-    run_dir = resumed_dir
-    if run_dir is None:
-        run_dir = distributed.broadcast_object(
-            new_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok) if group.is_main else None, group)
+    run_dir = open_run_folder(cfg, resumed_dir, group)
     if group.is_main:
-        write_config(run_dir, cfg.to_dict())
         write_skipped(run_dir, train_set, val_set)
 
-    state = TrainState()
-    if ckpt is not None:
-        trainer.load_resume_state(ckpt)
-        state = TrainState(**ckpt["state"])
+    state = start_state(trainer, ckpt)
     verbose = cfg.verbose and group.is_main
     if verbose:
-        what = f"resuming {run_dir} at epoch {state.epoch}, batch {state.batch}" if ckpt else f"run folder {run_dir}"
+        what = resume_note(run_dir, state, ckpt is not None)
         print(f"seglab {seglab.__version__} train (instance): {cfg.model} {args} on {train_split.root} "
               f"({train_split.format}; {len(train_set)} train / {len(val_set)} val images, classes "
               f"{', '.join(classes.names)}); longer side {size}; {runtime.describe()}; "

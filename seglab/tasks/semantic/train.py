@@ -18,12 +18,11 @@ from seglab.data import SegmentationDataset, dataset_format, open_split, write_s
 from seglab.data.class_presence import require_two_classes
 from seglab.data.size import as_hw
 from seglab.engine import distributed
-from seglab.engine.checkpoint import load_checkpoint
 from seglab.engine.device import Runtime
 from seglab.engine.ema import ModelEMA
 from seglab.engine.optim import ProgressSchedule, build_optimizer
 from seglab.engine.rng import seed_everything
-from seglab.engine.run_folder import new_run_dir, write_config, write_json
+from seglab.engine.run_folder import write_json
 from seglab.engine.sampler import EpochBatchSampler
 from seglab.engine.loop import FitOptions, fit
 from seglab.engine.sinks import run_folder_sinks
@@ -35,6 +34,7 @@ from seglab.losses import build_loss, median_frequency_weights
 from seglab.metrics import format_class_table
 from seglab.models import DEFAULT_MODELS, build_model, model_arguments
 from seglab.tasks.semantic.samples import write_samples
+from seglab.tasks.training import open_run_folder, resume_checkpoint, resume_note, start_state
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CACHE_LIMIT_BYTES = 4 << 30
@@ -70,22 +70,6 @@ def loss_class_weights(cfg: Config, train_set: SegmentationDataset) -> list[floa
     if not isinstance(weights, (list, tuple)) or len(weights) != classes.num_classes:
         raise ConfigError(f"class_weights={weights!r}: expected 'median' or a list of {classes.num_classes} numbers")
     return [float(w) for w in weights]
-
-
-def resume_checkpoint(cfg: Config) -> tuple[Config, dict | None, Path | None]:
-    """For resume=..., the checkpoint, its run folder and its config (which replaces `cfg`)."""
-    if not cfg.resume or cfg.resume.lower() in ("false", "no", "0"):
-        return cfg, None, None
-    if cfg.resume.lower() in ("true", "yes", "1"):
-        path = Path(cfg.project) / (cfg.name or "train") / "last.pt"
-    else:
-        path = Path(cfg.resume)
-        path = path / "last.pt" if path.is_dir() else path
-    ckpt = load_checkpoint(path)
-    if "state" not in ckpt or "optimizer" not in ckpt:
-        raise ConfigError(f"{path}: has no training state to resume from (use last.pt)")
-    resumed = dataclasses.replace(Config(), **ckpt["config"])
-    return dataclasses.replace(resumed, resume="", verbose=cfg.verbose), ckpt, path.parent
 
 
 def train(cfg: Config) -> Path:
@@ -146,21 +130,14 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     if cfg.metric not in SELECTION_METRICS:
         raise ConfigError(f"metric={cfg.metric!r}: expected one of {', '.join(SELECTION_METRICS)}")
     # everything is built and checked: only now make the run folder
-    run_dir = resumed_dir
-    if run_dir is None:
-        run_dir = distributed.broadcast_object(
-            new_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok) if group.is_main else None, group)
+    run_dir = open_run_folder(cfg, resumed_dir, group)
     if group.is_main:
-        write_config(run_dir, cfg.to_dict())
         write_skipped(run_dir, train_set, val_set)  # skip_bad=true: <run>/skipped.txt lists the pairs left out
 
-    state = TrainState()
-    if ckpt is not None:
-        trainer.load_resume_state(ckpt)
-        state = TrainState(**ckpt["state"])
+    state = start_state(trainer, ckpt)
     verbose = cfg.verbose and group.is_main
     if verbose:
-        what = f"resuming {run_dir} at epoch {state.epoch}, batch {state.batch}" if ckpt else f"run folder {run_dir}"
+        what = resume_note(run_dir, state, ckpt is not None)
         print(f"seglab {seglab.__version__} train: {cfg.model} {args} on {train_spec.root} "
               f"({len(train_set)} train / {len(val_set)} val images, {classes.num_classes} classes); "
               f"{runtime.describe()}; {group.world_size} process(es); cache={'ram' if cache else 'off'}; "
