@@ -110,7 +110,7 @@ def test_random_split_keeps_at_least_one_val_image(make_folder):
 
 
 def test_unknown_split_without_lists(make_folder):
-    with pytest.raises(ValueError, match="split='test'"):
+    with pytest.raises(ValueError, match="split 'test' does not exist; without splits/<split>.txt the splits are train, val, all, trainval"):
         load_split(make_folder(STEMS[:3]), "test")
 
 

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import difflib
 import json
-import random
 from pathlib import Path
 
 import numpy as np
 
 from seglab.data.io import IMAGE_SUFFIXES, DataError, identity_lut, mask_values
+from seglab.data.splits import choose
 from seglab.data.spec import ClassTable, SplitSpec, default_colors, keep_going
 
 DATASET_JSON_KEYS = {"classes", "colors", "color_map", "ignore_index", "name", "description"}
@@ -215,31 +215,6 @@ def _class_table(root: Path, meta: dict, pairs: list[tuple[Path, Path]],
     return table, mask_colors, identity_lut(table.num_classes, table.ignore_index), []
 
 
-def _split_stems(root: Path, stems: list[str], split: str, seed: int, val_fraction: float,
-                 left_out: set[str], skip_bad: bool, skipped: list) -> list[str]:
-    listed = root / "splits" / f"{split}.txt"
-    if listed.is_file():
-        wanted = [s.strip() for s in listed.read_text(encoding="utf-8").splitlines() if s.strip()]
-        known = set(stems)
-        unknown = [s for s in wanted if s not in known and s not in left_out]
-        if unknown and not skip_bad:
-            raise DataError(f"{listed}: lists '{unknown[0]}', which has no image/mask pair ({len(unknown)} such)")
-        skipped += [(listed, f"lists '{s}', which has no image/mask pair") for s in unknown]
-        return [s for s in wanted if s in known]
-    if (root / "splits").is_dir():
-        raise DataError(f"{listed}: no such split list in {root / 'splits'}")
-    if split in ("all", "trainval"):
-        return stems
-    shuffled = list(stems)
-    random.Random(seed).shuffle(shuffled)
-    n_val = max(1, round(len(stems) * val_fraction)) if len(stems) > 1 else 0
-    if split == "val":
-        return sorted(shuffled[:n_val])
-    if split == "train":
-        return sorted(shuffled[n_val:])
-    raise ValueError(f"split={split!r}: without {root / 'splits'} a folder dataset has train, val and all")
-
-
 def load_split(root: Path, split: str, seed: int = 0, val_fraction: float = 0.2, skip_bad: bool = False,
                **_) -> SplitSpec:
     root = Path(root)
@@ -250,7 +225,7 @@ def load_split(root: Path, split: str, seed: int = 0, val_fraction: float = 0.2,
     pairs = pair_files(root, skip_bad, skipped)
     by_stem = {image.stem: (image, mask) for image, mask in pairs}
     left_out = {Path(p).stem for p, _ in skipped}
-    stems = _split_stems(root, sorted(by_stem), split, seed, val_fraction, left_out, skip_bad, skipped)
+    stems = choose(root, sorted(by_stem), split, seed, val_fraction, skip_bad, skipped, left_out)
     listed = root / "splits" / f"{split}.txt"
     if listed.is_file():  # a split list: only its own stems' problems (and the list's) belong to this split
         wanted = {s.strip() for s in listed.read_text(encoding="utf-8").splitlines()}

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from seglab.data.instance import coco, id_png, per_object_png, splitting, yolo
+from seglab.data import splits as splitting
+from seglab.data.instance import coco, id_png, per_object_png, yolo
 from seglab.data.instance.dataset import InstanceDataset, collate
 from seglab.data.instance.spec import InstanceItem, Instances, InstanceSplit
 from seglab.data.instance.verify import InstanceReport, verify_split
@@ -60,7 +61,7 @@ def instance_format(root: Path, fmt: str = "auto") -> str:
 def open_instance_split(root, split: str, seed: int = 0, val_fraction: float = 0.2, skip_bad: bool = False,
                         fmt: str = "auto") -> InstanceSplit:
     """The listed split of the dataset at `root`; seed and val_fraction drive the random split of layouts
-    without official splits (see seglab.data.instance.splitting); skip_bad lists bad files in `skipped`
+    without official splits (see seglab.data.splits); skip_bad lists bad files in `skipped`
     instead of raising."""
     root = Path(root).expanduser()
     name = instance_format(root, fmt)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from seglab.data.folder import pair_files
-from seglab.data.instance import splitting
+from seglab.data import splits as splitting
 from seglab.data.instance.spec import InstanceItem, Instances, InstanceSplit
 from seglab.data.io import IMAGE_SUFFIXES, DataError, _open, image_size
 from seglab.data.spec import keep_going

@@ -5,7 +5,7 @@
 
 The root is the folder holding `stage1_train/` (or `stage1_train/` itself, or any folder of `<id>/`
 sample folders in that shape). One class, "nucleus"; masks are taken in sorted file-name order.
-No official split: see seglab.data.instance.splitting (DSB2018's default is the seeded 80/20).
+No official split: see seglab.data.splits (DSB2018's default is the seeded 80/20).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seglab.data.instance import splitting
+from seglab.data import splits as splitting
 from seglab.data.instance.spec import InstanceItem, Instances, InstanceSplit
 from seglab.data.io import IMAGE_SUFFIXES, DataError, image_size, read_mask
 from seglab.data.spec import keep_going

@@ -1,4 +1,4 @@
-"""Split rules for layouts without official splits (DSB2018, Penn-Fudan, the generic folder).
+"""Split rules for layouts without official splits (semantic and instance folders, DSB2018, Penn-Fudan).
 
 - `root/splits/<split>.txt` (one image name per line) when it exists; a `splits/` folder without the
   requested list is an error (no silent fallback to a random split).
