@@ -23,12 +23,11 @@ anyway: each mask's distinct values come from a bincount of its pixels and are c
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 
 import numpy as np
 
-from seglab.data.io import IMAGE_SUFFIXES, DataError, identity_lut, mask_values
+from seglab.data.io import IMAGE_SUFFIXES, DataError, identity_lut, mask_values, read_json_object
 from seglab.data.splits import choose
 from seglab.data.spec import ClassTable, SplitSpec, default_colors, keep_going
 
@@ -89,14 +88,9 @@ def pair_files(root: Path, skip_bad: bool = False, skipped: list | None = None) 
 
 def read_dataset_json(root: Path) -> dict:
     path = root / "dataset.json"
-    if not path.is_file():
+    meta = read_json_object(path)
+    if meta is None:
         return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise DataError(f"{path}: must hold a JSON object")
     unknown = sorted(set(meta) - DATASET_JSON_KEYS)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(DATASET_JSON_KEYS), n=1, cutoff=0.6)

@@ -6,6 +6,8 @@ images decoded through a colour table (RGB -> raw value), or as SBD `.mat` files
 
 from __future__ import annotations
 
+import json
+
 import warnings
 from pathlib import Path
 
@@ -224,3 +226,17 @@ def identity_lut(num_classes: int, ignore_index: int) -> np.ndarray:
     if 0 <= ignore_index < 256:
         lut[ignore_index] = ignore_index
     return lut
+
+
+def read_json_object(path: Path) -> dict | None:
+    """A JSON object file (dataset.json), None when absent; a DataError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: must hold a JSON object")
+    return meta

@@ -18,7 +18,6 @@ nonzero value is one instance, taken in increasing id order.
 from __future__ import annotations
 
 import difflib
-import json
 from functools import partial
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 from seglab.data.folder import pair_files
 from seglab.data import splits as splitting
 from seglab.data.instance.spec import InstanceItem, Instances, InstanceSplit
-from seglab.data.io import IMAGE_SUFFIXES, DataError, _open, image_size
+from seglab.data.io import IMAGE_SUFFIXES, DataError, _open, image_size, read_json_object
 from seglab.data.spec import keep_going
 
 PENN_FUDAN_CLASSES = ["person"]
@@ -48,17 +47,8 @@ def is_penn_fudan(root: Path) -> bool:
 
 
 def read_dataset_json(root: Path) -> dict | None:
-    """The generic layout's dataset.json, None when absent; a DataError for bad JSON or unknown keys."""
-    path = Path(root) / "dataset.json"
-    if not path.is_file():
-        return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise DataError(f"{path}: must hold a JSON object")
-    return meta
+    """The generic layout's dataset.json, None when absent; a DataError for bad JSON or a non-object."""
+    return read_json_object(Path(root) / "dataset.json")
 
 
 def is_instance_folder(root: Path) -> bool:
