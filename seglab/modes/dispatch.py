@@ -8,7 +8,6 @@ the architecture name, the dataset layout when only one task reads it, else sema
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Callable
 
 from seglab.config import Config
