@@ -66,15 +66,15 @@ def _strong(size, ignore_index: int, crop: bool = True) -> v2.Transform:
 PRESETS = {"none": _none, "flip": _flip, "light": _light, "strong": _strong}
 
 
-def preset_name(augment) -> str:
-    """`augment` as given to SegmentationDataset: a preset name, or True (light) / False (none)."""
+def preset_name(augment, presets: dict = PRESETS, what: str = "augmentation preset") -> str:
+    """`augment` as a dataset takes it: a preset name of `presets`, or True (light) / False (none)."""
     if augment is True:
         return "light"
     if augment is False or augment is None:
         return "none"
     name = str(augment).lower()
-    if name not in PRESETS:
-        raise KeyError(f"unknown augmentation preset '{augment}'. Valid presets: {', '.join(PRESETS)}")
+    if name not in presets:
+        raise KeyError(f"unknown {what} '{augment}'. Valid presets: {', '.join(presets)}")
     return name
 
 

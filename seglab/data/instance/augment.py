@@ -22,6 +22,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from seglab.data.instance.spec import boxes_of
+from seglab.data import augment as semantic_augment
 
 
 def _none(height: int, width: int):
@@ -50,14 +51,7 @@ PRESETS = {"none": _none, "flip": _flip, "light": _light, "strong": _strong}
 
 
 def preset_name(augment) -> str:
-    if augment is True:
-        return "light"
-    if augment is False or augment is None:
-        return "none"
-    name = str(augment).lower()
-    if name not in PRESETS:
-        raise KeyError(f"unknown instance augmentation preset '{augment}'. Valid presets: {', '.join(PRESETS)}")
-    return name
+    return semantic_augment.preset_name(augment, PRESETS, "instance augmentation preset")
 
 
 def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
