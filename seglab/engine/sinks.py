@@ -76,7 +76,9 @@ class ConsoleSink(Sink):
     """One line per epoch: the losses, every other val_* number of the row, speed and time."""
 
     def epoch_end(self, trainer: Trainer, state: TrainState, row: dict, improved: bool) -> None:
-        shown = [f"train_loss {row['train_loss']:.4f}", f"val_loss {row['val_loss'] or 0:.4f}"]
+        shown = [f"train_loss {row['train_loss']:.4f}"]
+        if row.get("val_loss") is not None:  # tasks whose models give no loss in eval mode leave it out
+            shown.append(f"val_loss {row['val_loss']:.4f}")
         shown += [f"{key} {value:.4f}" for key, value in row.items()
                   if key.startswith("val_") and key != "val_loss" and isinstance(value, float)]
         print(f"epoch {row['epoch']:3d}  {'  '.join(shown)}  {row['img_per_s']:.1f} img/s  {row['seconds']:.1f}s",
