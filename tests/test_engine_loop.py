@@ -164,3 +164,15 @@ def test_a_task_validator_names_its_columns_and_its_selection_metric():
     with pytest.raises(KeyError, match="unknown metric 'miou'. Valid metrics: mask_ap, loss"):
         fit(trainer, loader, sampler, validate, TrainState(), FitOptions(1, None, 4, selection={"mask_ap": 1.0, "loss": -1.0}),
             NAMES)
+
+
+def test_the_console_line_shows_every_val_number_and_no_missing_loss(capsys):
+    from seglab.engine.sinks import ConsoleSink
+
+    row = {"epoch": 3, "train_loss": 0.5, "val_loss": None, "val_mask_ap": 0.25, "val_matching_accuracy": 0.4,
+           "lr": 0.001, "img_per_s": 2.0, "seconds": 10.0}
+    ConsoleSink().epoch_end(None, None, row, True)
+    line = capsys.readouterr().out
+    assert "val_mask_ap 0.2500" in line and "val_matching_accuracy 0.4000" in line and "val_loss" not in line
+    ConsoleSink().epoch_end(None, None, {**row, "val_loss": 0.75}, True)
+    assert "val_loss 0.7500" in capsys.readouterr().out
