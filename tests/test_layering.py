@@ -32,7 +32,7 @@ ALLOWED = {
 }
 
 
-ALIASES = {"config_keys": "config"}  # one layer, two files
+ALIASES = {"config_keys": "config", "config_checks": "config"}  # one layer, three files
 
 
 def package_of(path: Path) -> str:
