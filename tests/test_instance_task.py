@@ -143,3 +143,28 @@ def test_train_on_a_penn_fudan_folder_alone_builds_maskrcnn_and_it_predicts(tmp_
                  "max_detections=3", "verbose=false"]) == 0
     entries = json.loads((tmp_path / "m" / "predict" / "predictions.json").read_text())
     assert 0 < len(entries) <= 3 * 3  # predict's max_detections replaces the checkpoint's
+
+
+def test_export_writes_the_yolo_seg_network_with_parity_and_refuses_mask_rcnn(run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from seglab.data.spec import ClassTable
+    from seglab.engine.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint
+    from seglab.models import build_model
+    from seglab.models.source import resolve_model
+    from seglab.modes.dispatch import file_task
+    from seglab.tasks.instance.export import raw_parity
+
+    out = tmp_path / "yolo.onnx"
+    assert main(["export", f"model={run / 'best.pt'}", f"out={out}"]) == 0
+    assert "onnxruntime vs PyTorch" in capsys.readouterr().out
+    assert file_task(resolve_model(out)) == "instance"
+    model = model_from_checkpoint(load_checkpoint(run / "best.pt")).float().eval()
+    assert max(raw_parity(model, out, [(64, 64), (61, 90)], seed=3).values()) < 1e-3
+    ckpt = load_checkpoint(run / "best.pt")
+    args = {"num_classes": 1, "encoder": "resnet18"}
+    mask_rcnn = make_checkpoint(build_model("maskrcnn", args, pretrained=False), {"name": "maskrcnn", "args": args},
+                                ClassTable.from_dict(ckpt["classes"]),
+                                ckpt["preprocess"], ckpt["config"], 0, {}, task="instance")
+    torch.save(mask_rcnn, tmp_path / "mrcnn.pt")
+    assert main(["export", f"model={tmp_path / 'mrcnn.pt'}"]) == 1
+    assert "maskrcnn has no ONNX export" in capsys.readouterr().err
