@@ -35,11 +35,17 @@ Examples (paste them)
   seglab export model=runs/pet/best.pt format=onnx   # writes runs/pet/best.onnx
   seglab benchmark model=unet width=16 imgsz=256 batch=8
   seglab train model=deeplabv3plus encoder=resnet50 encoder_weights=imagenet output_stride=16
+  seglab train data=big_images resize=crop imgsz=512 # patches at native scale; predict then tiles
+  seglab train data=PennFudanPed                     # instance task (the layout says so): Mask R-CNN
+  seglab train cfg=configs/dsb2018_yolo_seg.yaml     # one-stage instance model on DSB2018 nuclei
+  seglab help width                                  # one key in full; `seglab help val`: one mode's keys
 
 Data layouts (docs/datasets.md): Oxford-IIIT Pet as released (images/, annotations/trimaps/,
 annotations/*.txt; classes=trimap|binary, download=true fetches it), CamVid (SegNet layout),
 Pascal VOC 2012 (+ SBD with voc_aug=true), or a folder with images/ and masks/ paired by file stem
-(optional dataset.json and splits/<split>.txt).
+(optional dataset.json and splits/<split>.txt; 0/255 masks read as background / foreground).
+Instance layouts (docs/instance_data.md): COCO JSON, Ultralytics YOLO-seg, Penn-Fudan, DSB2018,
+images/ + masks/ of instance ids (task=instance).
 
 Keys by mode (key = default  help); a key given that the mode does not use is an error
 """
