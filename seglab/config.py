@@ -173,6 +173,8 @@ def check_model_arguments(cfg, explicit: dict, mode: str) -> None:
     explicitly is one its constructor takes (read from the signature, as seglab.models does)."""
     if mode not in ARCHITECTURE_MODES:
         return
+    if not cfg.model and not cfg.task:  # the task (hence the default model) follows from the data: checked
+        return                          # once it is known (seglab/modes/dispatch.py, `non_default_model_arguments`)
     given = [k for k in MODEL_ARGUMENTS if k in explicit]
     if mode == "benchmark" and is_checkpoint_path(cfg.model):
         if given:
@@ -193,6 +195,11 @@ def check_model_arguments(cfg, explicit: dict, mode: str) -> None:
         if name not in takes:
             raise ConfigError(f"model={model} {name}={explicit[name]!r}: {model} does not take '{name}'; "
                               f"it takes {', '.join(takes) or 'none of the model arguments'}")
+
+
+def non_default_model_arguments(cfg) -> dict:
+    """The model arguments whose value differs from the table's default (what a user must have set)."""
+    return {k: getattr(cfg, k) for k in MODEL_ARGUMENTS if getattr(cfg, k) != KEYS_BY_NAME[k].default}
 
 
 def unused_format_keys(cfg, fmt: str) -> list[str]:

@@ -79,3 +79,13 @@ def test_checkpoints_and_onnx_files_record_their_task(tmp_path):
     assert main(["export", f"model={best}", "verbose=false"]) == 0
     assert file_task(resolve_model(best.with_suffix(".onnx"))) == "semantic"
     assert main(["val", f"model={tmp_path / 't'}", "split=test", "verbose=false"]) == 0  # a run folder as model=
+
+
+def test_model_arguments_are_checked_against_the_default_model_of_the_task_the_data_names(tmp_path, capsys):
+    root = tmp_path / "PennFudanPed"
+    write_penn_fudan(root, n=4)
+    assert main(["train", f"data={root}", "width=8", "epochs=1", f"project={tmp_path}"]) == 1
+    assert "model=maskrcnn width=8: maskrcnn does not take 'width'" in capsys.readouterr().err
+    assert main(["train", "output_stride=8", "epochs=1", f"project={tmp_path}"]) == 1  # the sample: semantic, unet
+    assert "model=unet output_stride=8: unet does not take 'output_stride'" in capsys.readouterr().err
+    assert not (tmp_path / "train").exists()  # nothing was trained

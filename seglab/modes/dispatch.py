@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from seglab.config import Config
+from seglab.config import Config, check_model_arguments, non_default_model_arguments
 from seglab.data import resolve_root
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.models.source import resolve_model
@@ -54,6 +54,8 @@ def task_mode(mode: str) -> Callable[[Config], object]:
         task = task_for(cfg, mode)
         if not cfg.model and mode in ("train", "benchmark"):
             cfg = dataclasses.replace(cfg, model=task.default_model)
+            if not cfg.resume:  # now the architecture is known: the model arguments set must fit it
+                check_model_arguments(cfg, non_default_model_arguments(cfg), mode)
         return task.mode(mode)(cfg)
 
     run.__name__ = run.__qualname__ = mode
