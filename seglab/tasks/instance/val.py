@@ -9,16 +9,14 @@ checkpoint's config (`data=` picks another dataset).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from seglab.config import Config
 from seglab.data import DataError, resolve_root
 from seglab.data.instance import InstanceDataset, open_instance_split
 from seglab.engine.device import Runtime
-from seglab.engine.run_folder import write_json
 from seglab.inference.instance import InstanceOptions, InstancePredictor
-from seglab.models.source import resolve_model
 from seglab.tasks.instance.evaluate import evaluate, format_table
+from seglab.tasks.reporting import write_val_result
 
 
 def val(cfg: Config) -> dict:
@@ -32,12 +30,7 @@ def val(cfg: Config) -> dict:
         raise DataError(f"{split.root}: classes {split.classes} differ from the model's {predictor.classes.names}")
     dataset = InstanceDataset(split, predictor.size, skip_bad=cfg.skip_bad).preload()
     result = evaluate(predictor, dataset, cfg.resolution)
-    final = {"model": str(cfg.model), "data": str(split.root), "split": cfg.split, "images": len(dataset),
-             "inference": predictor.describe(), **result}
-    out = Path(cfg.out) if cfg.out else resolve_model(cfg.model).path.parent
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"val_{cfg.split}.json"
-    write_json(path, final)
+    final, path = write_val_result(cfg, split.root, len(dataset), predictor.describe(), result)
     if cfg.verbose:
         print(f"{cfg.model} on {split.root} split={cfg.split} ({len(dataset)} images), scored at "
               f"{result['resolution']} resolution; {predictor.describe()}")

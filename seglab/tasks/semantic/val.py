@@ -8,17 +8,15 @@ confusion matrix in val_<split>.json counts exactly the labels predict would wri
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from seglab.config import Config
 from seglab.data import DataError, SegmentationDataset, open_split
 from seglab.engine.device import Runtime
 from seglab.engine.evaluate import summary
-from seglab.engine.run_folder import write_json
-from seglab.models.source import resolve_model
 from seglab.inference.evaluate import evaluate
 from seglab.inference.predictor import InferenceOptions, Predictor
 from seglab.metrics import format_class_table
+from seglab.tasks.reporting import write_val_result
 
 
 def data_config(cfg: Config, checkpoint: dict) -> Config:
@@ -40,12 +38,8 @@ def val(cfg: Config) -> dict:
         raise DataError(f"{spec.root}: classes {spec.classes.names} differ from the model's {predictor.classes.names}")
     dataset = SegmentationDataset(spec, predictor.train_size, cache=False, resize=predictor.scale)
     result = evaluate(predictor, dataset, cfg.resolution, boundary=True)
-    final = {"model": str(cfg.model), "data": str(spec.root), "split": cfg.split, "images": len(dataset),
-             "inference": predictor.describe(), **summary(result, spec.classes.names)}
-    out = Path(cfg.out) if cfg.out else resolve_model(cfg.model).path.parent
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"val_{cfg.split}.json"
-    write_json(path, final)
+    final, path = write_val_result(cfg, spec.root, len(dataset), predictor.describe(),
+                                   summary(result, spec.classes.names))
     if cfg.verbose:
         print(f"{cfg.model} on {spec.root} split={cfg.split} ({len(dataset)} images), scored at "
               f"{result['resolution']} resolution; {predictor.describe()}")
