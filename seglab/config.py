@@ -144,14 +144,21 @@ def make_config(overrides: dict | None = None, mode: str | None = None, **kwargs
                           "auto | stretch | tile, goes in the overrides dict: make_config({'mode': 'tile'}))")
     cfg = Config()
     cfg_file = values.pop("cfg", None)
+    from_file = load_yaml(cfg_file) if cfg_file else {}
     if cfg_file:
-        apply(cfg, load_yaml(cfg_file), str(cfg_file))
+        apply(cfg, from_file, str(cfg_file))
     if mode is not None:
         check_mode_keys(values, mode)
     apply(cfg, values, "the arguments")
     if mode is not None:
         check_model_arguments(cfg, values, mode)
+    cfg.given = frozenset(from_file) | frozenset(values)
     return cfg
+
+
+def given_keys(cfg) -> frozenset:
+    """The keys a config's YAML file or arguments set (make_config); a Config built by hand: every key."""
+    return getattr(cfg, "given", frozenset(KEYS))
 
 
 def check_mode_keys(explicit: dict, mode: str) -> None:

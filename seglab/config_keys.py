@@ -109,10 +109,10 @@ KEY_TABLE: list[Key] = [
         check=in_range(0, 1), model_argument=True),
     Key("output_stride", int, 16, "deeplabv3plus: encoder output stride (later encoder strides become dilations)",
         ARCH, choices=(8, 16, 32), model_argument=True),
-    Key("score_threshold", float, 0.05, "instance models: detections kept (score at least this); val / predict: "
+    Key("score_threshold", float, 0.05, "instance models: detections kept (score at least this); val / predict: when set, "
         "replaces the checkpoint's", INSTANCE_MODEL, check=in_range(0, 1, True), model_argument=True),
     Key("max_detections", int, 100, "instance models: at most this many detections per image (the best scores); "
-        "val / predict: replaces the checkpoint's", INSTANCE_MODEL, check=at_least(1), model_argument=True),
+        "val / predict: when set, replaces the checkpoint's", INSTANCE_MODEL, check=at_least(1), model_argument=True),
     Key("anchor_sizes", typing.Any, None, "maskrcnn: anchor sizes in pixels, one entry per pyramid level "
         "(5: x/4 .. x/64); null = the model's default [[32], [64], [128], [256], [512]]", ARCH,
         parse=parse_anchor_sizes, shape="null | [int, ...] | [[int, ...], ...]", model_argument=True),

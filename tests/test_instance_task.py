@@ -168,3 +168,25 @@ def test_export_writes_the_yolo_seg_network_with_parity_and_refuses_mask_rcnn(ru
     torch.save(mask_rcnn, tmp_path / "mrcnn.pt")
     assert main(["export", f"model={tmp_path / 'mrcnn.pt'}"]) == 1
     assert "maskrcnn has no ONNX export" in capsys.readouterr().err
+
+
+def test_val_keeps_the_checkpoints_detection_limits_unless_given(run, tmp_path):
+    """`seglab val model=best.pt` scores what training validated: the limits the model was trained with
+    (here max_detections=7 written into a copy of the checkpoint), not the configuration table's default."""
+    from seglab.config import given_keys, make_config
+    from seglab.engine.device import Runtime
+    from seglab.inference.instance import InstanceOptions, InstancePredictor
+
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    ckpt["arch"]["args"]["max_detections"] = 7
+    path = tmp_path / "seven.pt"
+    torch.save(ckpt, path)
+    runtime = Runtime.from_config("cpu", "fp32", False)
+    for overrides, expected in (({"model": str(path)}, 7), ({"model": str(path), "max_detections": 3}, 3)):
+        cfg = make_config(overrides, mode="val")
+        predictor = InstancePredictor(path, runtime, InstanceOptions.from_config(cfg, given_keys(cfg)))
+        assert predictor.options.max_detections == expected
+        assert predictor.model.inference["max_detections"] == expected
+    assert main(["val", f"model={path}", f"out={tmp_path / 'val'}", *EVERYTHING]) == 0
+    result = json.loads((tmp_path / "val" / "val_val.json").read_text())
+    assert 0 < result["num_pred"] <= 7 * result["num_images"]

@@ -42,13 +42,26 @@ INFERENCE_ARGUMENTS = ("score_threshold", "max_detections")  # constructor optio
 
 @dataclass
 class InstanceOptions:
-    score_threshold: float = 0.05  # detections kept (predictions.json, COCO AP)
-    max_detections: int = 100
+    """None = the checkpoint's value (the model's constructor argument), else the dataclass default."""
+
+    score_threshold: float | None = None  # detections kept (predictions.json, COCO AP)
+    max_detections: int | None = None
     min_score: float = 0.5  # instances drawn in the id PNG / overlay and matched for matching accuracy
 
     @classmethod
-    def from_config(cls, cfg) -> "InstanceOptions":
-        return cls(cfg.score_threshold, cfg.max_detections, cfg.min_score)
+    def from_config(cls, cfg, given=None) -> "InstanceOptions":
+        """`given`: the keys the config sets (seglab.config.given_keys); val / predict pass it, so the
+        detection limits not set stay the checkpoint's and `seglab val model=best.pt` scores what training
+        validated. None (training): the limits the model is built with."""
+        limits = {k: getattr(cfg, k) if given is None or k in given else None for k in INFERENCE_ARGUMENTS}
+        return cls(**limits, min_score=cfg.min_score)
+
+    def resolved(self, model: type, model_args: dict) -> "InstanceOptions":
+        """Every None replaced by the checkpoint's argument, else the architecture's constructor default."""
+        defaults = {k: p.default for k, p in inspect.signature(model).parameters.items()}
+        values = {k: next(v for v in (getattr(self, k), model_args.get(k), defaults.get(k)) if v is not None)
+                  for k in INFERENCE_ARGUMENTS}
+        return InstanceOptions(**values, min_score=self.min_score)
 
 
 @dataclass
@@ -142,7 +155,7 @@ def checkpoint_model(path: Path, runtime: Runtime, options: InstanceOptions) -> 
     if ckpt.get("task") != "instance":
         raise CheckpointError(f"{path}: a {ckpt.get('task', 'semantic')} checkpoint, not an instance one")
     takes = inspect.signature(model_class(ckpt["arch"]["name"])).parameters
-    overrides = {k: getattr(options, k) for k in INFERENCE_ARGUMENTS if k in takes}
+    overrides = {k: getattr(options, k) for k in INFERENCE_ARGUMENTS if k in takes and getattr(options, k) is not None}
     ckpt = {**ckpt, "arch": {**ckpt["arch"], "args": {**ckpt["arch"]["args"], **overrides}}}
     return runtime.prepare_model(model_from_checkpoint(ckpt)), ckpt
 
@@ -156,10 +169,13 @@ class InstancePredictor:
         self.runtime, self.options = runtime, options or InstanceOptions()
         if isinstance(model, nn.Module):
             self.model, self.checkpoint, self.source = model, dict(metadata or {}), "in-memory model"
+            self.options = self.options.resolved(type(model), {})
         else:
             source = require(resolve_model(model), "instance inference", ("checkpoint",))
             self.model, self.checkpoint = checkpoint_model(source.path, runtime, self.options)
             self.source = str(source.path)
+            self.options = self.options.resolved(model_class(self.checkpoint["arch"]["name"]),
+                                                 self.checkpoint["arch"]["args"])
         preprocess = self.checkpoint["preprocess"]
         if preprocess.get("resize") != RESIZE:
             raise CheckpointError(f"{self.source}: preprocess resize={preprocess.get('resize')!r}; instance models "

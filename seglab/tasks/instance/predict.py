@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seglab.config import Config
+from seglab.config import Config, given_keys
 from seglab.data.io import DataError, read_image
 from seglab.engine.device import Runtime
 from seglab.inference.instance import InstanceOptions, InstancePredictor
@@ -26,7 +26,7 @@ from seglab.models.source import resolve_model
 
 def predict(cfg: Config) -> Path:
     runtime = Runtime.from_config(cfg.device, cfg.precision, cfg.channels_last)
-    predictor = InstancePredictor(cfg.model, runtime, InstanceOptions.from_config(cfg))
+    predictor = InstancePredictor(cfg.model, runtime, InstanceOptions.from_config(cfg, given_keys(cfg)))
     sources = expand_source(cfg.source)
     out = Path(cfg.out) if cfg.out else resolve_model(cfg.model).path.parent / "predict"
     out.mkdir(parents=True, exist_ok=True)

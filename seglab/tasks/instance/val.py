@@ -10,7 +10,7 @@ checkpoint's config (`data=` picks another dataset).
 from __future__ import annotations
 
 
-from seglab.config import Config
+from seglab.config import Config, given_keys
 from seglab.data import DataError, resolve_root
 from seglab.data.instance import InstanceDataset, open_instance_split
 from seglab.engine.device import Runtime
@@ -21,7 +21,7 @@ from seglab.tasks.reporting import write_val_result
 
 def val(cfg: Config) -> dict:
     runtime = Runtime.from_config(cfg.device, cfg.precision, cfg.channels_last)
-    predictor = InstancePredictor(cfg.model, runtime, InstanceOptions.from_config(cfg))
+    predictor = InstancePredictor(cfg.model, runtime, InstanceOptions.from_config(cfg, given_keys(cfg)))
     trained = predictor.checkpoint.get("config", {})
     data = cfg.data or trained.get("data", "")
     split = open_instance_split(resolve_root(data), cfg.split, seed=trained.get("seed", cfg.seed),
