@@ -21,6 +21,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+	@# tests/test_serve_browser.py drives the system chromium (Debian package); it skips only without one
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "make: could not install chromium; tests/test_serve_browser.py will skip"; fi
 
 demo: install
 	$(BIN)/seglab train name=demo exist_ok=true width=16 imgsz=128 time=100s samples=4

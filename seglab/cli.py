@@ -21,6 +21,8 @@ Modes
   benchmark inference latency p50/p90 and throughput on PyTorch eager / fast / compiled and onnxruntime
   models    list every model (parameters, GFLOPs at 256x256) and every encoder
   verify    check every image/mask pair of every split of a dataset; report sizes and class shares
+  serve     a local web page: click / box prompts -> masks, saved as instance-id PNG + COCO JSON
+  track     follow prompted objects through a clip: overlay video + per-frame object-id PNGs
   help      this text; `seglab help MODE` the keys of one mode, `seglab help KEY` one key in full
 
 Examples (paste them)
@@ -32,6 +34,8 @@ Examples (paste them)
   seglab val model=runs/pet/best.pt data=path/to/folder split=val resolution=train
   seglab predict model=runs/pet/best.pt source=photos/ out=masks/
   seglab verify data=../shared/data/camvid           # exit code 1 if any pair is unusable
+  seglab serve model=runs/click/best.pt source=photos/ out=labels/  # annotate; then train task=instance
+  seglab track model=runs/click/best.pt source=clip.mp4 prompts=prompts.json   # then: val task=video on DAVIS
   seglab export model=runs/pet/best.pt format=onnx   # writes runs/pet/best.onnx
   seglab benchmark model=unet width=16 imgsz=256 batch=8
   seglab train model=deeplabv3plus encoder=resnet50 encoder_weights=imagenet output_stride=16

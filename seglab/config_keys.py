@@ -21,13 +21,13 @@ from seglab.config_checks import (BACKEND_NAMES, Check, above, at_least, in_rang
                                   parse_encoder, parse_imgsz, parse_loss, parse_scales, parse_strides,
                                   parse_time_text)
 
-MODES = ("train", "val", "predict", "export", "benchmark", "models", "verify")  # == seglab.modes.MODES (tested)
+MODES = ("train", "val", "predict", "export", "benchmark", "models", "verify", "serve", "track")  # == seglab.modes.MODES (tested)
 ALL = MODES
-TRAIN, VAL, PREDICT, EXPORT, BENCHMARK, MODELS, VERIFY = ((m,) for m in MODES)
+TRAIN, VAL, PREDICT, EXPORT, BENCHMARK, MODELS, VERIFY, SERVE, TRACK = ((m,) for m in MODES)
 INFER = ("val", "predict")  # the inference keys: val scores what predict writes, with the same options
 DATA_MODES = ("train", "val", "verify")  # modes that open a dataset
 # Tasks: "" = read it from the model / checkpoint. Add a task here when its implementation lands.
-TASKS = ("semantic", "instance")  # == seglab.tasks.TASKS (tested)
+TASKS = ("semantic", "instance", "panoptic", "prompt", "video")  # == seglab.tasks.TASKS (tested)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,9 @@ KEY_TABLE: list[Key] = [
     Key("task", str, "", "what the model predicts; empty = from the model or checkpoint", ALL, choices=("", *TASKS)),
     Key("model", str, "", "architecture name (see `seglab models`; \"\" = the task's default: unet for semantic, "
         "maskrcnn for instance) for train / benchmark, or a checkpoint .pt / run folder / exported .onnx for val, "
-        "predict, export, benchmark", ("train", "val", "predict", "export", "benchmark")),
+        "predict, export, benchmark; serve: a promptable model (click-model checkpoint, SAM weights) or a semantic / "
+        "instance checkpoint; video val / track: a promptable checkpoint", ("train", "val", "predict", "export", "benchmark",
+                                                                      "serve", "track")),
     Key("data", str, "", 'dataset root folder; "" or "sample" = the bundled Oxford-IIIT Pet sample (train); '
         "val defaults to the checkpoint's training data", DATA_MODES),
     Key("dataset", str, "auto", "dataset format; auto = detected from the folder layout", DATA_MODES,
@@ -120,6 +122,10 @@ KEY_TABLE: list[Key] = [
         "objects of a few pixels", ARCH, parse=parse_strides, shape="null | [int, ...]", model_argument=True),
     Key("freeze_encoder_norm", bool, False, "maskrcnn: freeze the encoder's BatchNorm (with ImageNet weights and "
         "small batches)", ARCH, model_argument=True),
+    Key("num_queries", int, 100, "maskformer*: learned queries, each one class-or-no-object + mask (at least the "
+        "most segments an image has)", ARCH, check=at_least(1), model_argument=True),
+    Key("decoder_layers", int, 3, "maskformer*: transformer decoder layers (queries cross-attend to the 1/32, 1/16, "
+        "1/8 maps in turn)", ARCH, check=at_least(1), model_argument=True),
     # --- training ---
     Key("imgsz", typing.Any, 128, "training size (benchmark: input size): S (square) or height x width, e.g. "
         "256x352 or [256, 352]; instance: S, each image's longer side", ("train", "benchmark"), parse=parse_imgsz, shape="S | HxW | [H, W]"),
@@ -148,8 +154,9 @@ KEY_TABLE: list[Key] = [
     Key("ema", float, 0.0, "decay of an exponential moving average of the weights (e.g. 0.999); 0 = off", TRAIN,
         check=in_range(0, 1)),
     Key("metric", str, "", 'val metric that picks best.pt and drives early stopping; "" = the task\'s default '
-        "(semantic: miou; instance: mask_ap)", TRAIN,
-        choices=("", "miou", "pixel_accuracy", "mean_dice", "loss", "mask_ap", "mask_ap50", "matching_accuracy")),
+        "(semantic: miou; instance: mask_ap; panoptic: pq)", TRAIN,
+        choices=("", "miou", "pixel_accuracy", "mean_dice", "loss", "mask_ap", "mask_ap50", "matching_accuracy",
+                 "pq", "pq_things", "noc_90", "noc_85", "miou_at_1", "miou_at_3", "miou_at_5")),
     Key("patience", int, 0, "early stopping: epochs without improvement of `metric`; 0 = off", TRAIN,
         check=at_least(0)),
     Key("save_every", int, 0, "also write last.pt every N batches (mid-epoch resume points); 0 = epoch ends only",
@@ -170,28 +177,54 @@ KEY_TABLE: list[Key] = [
     Key("deterministic", bool, False, "torch.use_deterministic_algorithms; the seed is always honoured", TRAIN),
     Key("sync_bn", bool, False, "SyncBatchNorm across processes under torchrun (CUDA only)", TRAIN),
     # --- speed ---
-    Key("device", str, "auto", "auto = cuda when available, else cpu", ("train", "val", "predict", "benchmark"),
+    Key("device", str, "auto", "auto = cuda when available, else cpu", ("train", "val", "predict", "benchmark", "serve",
+                                                                            "track"),
         parse=parse_device, shape="auto | cpu | cuda | cuda:N"),
     Key("precision", str, "auto", "auto = bf16 where the hardware runs it natively, fp16 on older CUDA GPUs, fp32 "
         "otherwise", ("train", "val", "predict"), choices=("auto", "bf16", "fp16", "fp32")),
     Key("channels_last", bool, True, "NHWC memory layout for the model and its inputs", ("train", "val", "predict")),
     # --- outputs ---
-    Key("project", str, "runs", "parent folder of run folders (benchmark: of benchmark/)", ("train", "benchmark")),
+    Key("project", str, "runs", "parent folder of run folders (benchmark: of benchmark/)", ("train", "benchmark", "track")),
     Key("name", str, "", "run folder name; default: the mode", TRAIN),
     Key("exist_ok", bool, False, "reuse runs/<name> instead of making runs/<name>2", TRAIN),
     Key("samples", int, 6, "overlays written to <run>/samples", TRAIN, check=at_least(0)),
     Key("min_score", float, 0.5, "instance: instances drawn in predict's id PNG and overlay, and matched for "
         "matching accuracy (val, training), have at least this score; predictions.json and COCO AP keep every "
         "detection down to score_threshold", ("train", "val", "predict"), check=in_range(0, 1, True)),
+    # --- panoptic fusion: a semantic checkpoint for stuff + an instance checkpoint for things (no model=) ---
+    Key("semantic_model", str, "", "panoptic fusion (with instance_model=, no model=): the semantic checkpoint "
+        "(.pt / run folder) giving the stuff", ("train", "val", "predict", "export", "benchmark")),
+    Key("instance_model", str, "", "panoptic fusion (with semantic_model=, no model=): the instance checkpoint "
+        "(.pt / run folder) giving the things", ("train", "val", "predict", "export", "benchmark")),
+    Key("fusion_score", float, 0.5, "panoptic fusion: instances with at least this score are placed (best first)",
+        ("train", "val", "predict"), check=in_range(0, 1, True)),
+    Key("fusion_overlap", float, 0.5, "panoptic fusion: an instance whose pixels are more than this fraction already "
+        "taken by better instances is dropped", ("train", "val", "predict"), check=in_range(0, 1, True)),
+    Key("fusion_stuff_area", int, 4096, "panoptic fusion: stuff regions smaller than this many pixels become void",
+        ("train", "val", "predict"), check=at_least(0)),
+    # --- promptable (task=prompt): the click benchmark and given prompts ---
+    Key("max_clicks", int, 20, "prompt: clicks per object in the click benchmark (NoC@85/90 count up to this)",
+        ("train", "val"), check=at_least(1)),
+    Key("objects_per_image", int, 0, "prompt: objects scored per image, spread over its objects (largest first); "
+        "0 = all", ("train", "val"), check=at_least(0)),
+    Key("prompts", str, "", "prompt predict: a JSON file mapping images to prompts ({points, labels, box}); track: a JSON list "
+        "of {frame, obj_id, points + labels | box | mask} (seglab/tasks/video/prompts_file.py)", ("predict", "track")),
+    Key("video_prompt", str, "mask", "video val: how each object is given on its first annotated frame: mask (DAVIS "
+        "semi-supervised), box, or click (one click at its innermost pixel)", VAL, choices=("mask", "box", "click")),
     Key("resolution", str, "original", "val scoring: original (each image's own size) | train (training size)",
         ("train", "val"), choices=("original", "train")),
-    Key("source", str, "", "predict: a file, folder, glob or video", PREDICT),
+    Key("source", str, "", "predict: a file, folder, glob or video; serve: a folder of images to pick from; track: a video "
+        "file or a folder of frames", ("predict", "serve", "track")),
     Key("out", str, "", "output folder (predict: default <run folder of the model>/predict; export: a .onnx "
-        "file or folder)", ("val", "predict", "export", "benchmark")),
-    Key("verbose", bool, True, "print progress and results", ("train", "val", "predict", "export", "benchmark")),
+        "file or folder; serve: where saved masks go, default runs/serve)", ("val", "predict", "export", "benchmark",
+                                                                             "serve", "track")),
+    Key("verbose", bool, True, "print progress and results", ("train", "val", "predict", "export", "benchmark",
+                                                               "track")),
     # --- inference (val runs the same inference path as predict, so it takes the same keys) ---
     Key("mode", str, "auto", "auto (stretch; tile when the image's longer side > auto_tile x the training size; "
-        "crop-trained models always tile) | stretch | tile", INFER, choices=("auto", "stretch", "tile")),
+        "crop-trained models always tile) | stretch | tile; instance models: stretch = the whole image at the "
+        "training size, tile = overlapping tiles at native scale, objects merged across the seams", INFER,
+        choices=("auto", "stretch", "tile")),
     Key("auto_tile", float, 8.0, "mode=auto: tile images whose longer side exceeds this many training sizes",
         INFER, check=above(0)),
     Key("tile", int, 0, "tiling: tile size in pixels at the training scale; 0 = the training size", INFER,
@@ -203,7 +236,8 @@ KEY_TABLE: list[Key] = [
     Key("scales", typing.Any, None, "tta: image scales; null = [0.75, 1.0, 1.25]", INFER, parse=parse_scales,
         shape="null | number | [number, ...]"),
     Key("save_probs", bool, False, "also <name>_probs.npy, softmax probabilities float16 [C, H, W]", PREDICT),
-    Key("save_frames", bool, False, "videos: also per-frame class-index PNGs in <name>_frames/", PREDICT),
+    Key("save_frames", bool, False, "videos: also per-frame class-index PNGs (instance: id PNGs) in <name>_frames/",
+        PREDICT),
     Key("compile", bool, False, "torch.compile with inductor freezing (compiles on first use)", PREDICT),
     Key("threads", int, 0, "CPU threads for torch and onnxruntime; 0 = torch's default", ("predict", "benchmark"),
         check=at_least(0)),
@@ -212,6 +246,12 @@ KEY_TABLE: list[Key] = [
     Key("backends", str, "eager,channels_last,fast,compile,onnxruntime", "comma-separated backends to time",
         BENCHMARK, parse=parse_backends),
     Key("repeats", int, 10, "timed runs per backend and batch size (interleaved)", BENCHMARK, check=at_least(1)),
+    # --- serve (the annotation page, seglab/serve/) ---
+    Key("host", str, "127.0.0.1", "address the page is served on; 0.0.0.0 = every network interface (warned: no "
+        "login)", SERVE),
+    Key("port", int, 8000, "port of the page; 0 = a free one", SERVE, check=in_range(0, 65535, True)),
+    Key("max_upload_mb", float, 20.0, "largest image file the page accepts, in MB (larger: HTTP 413)", SERVE,
+        check=above(0)),
 ]
 
 KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEY_TABLE}

@@ -39,6 +39,9 @@ def test_train_infers_the_task_and_writes_the_run_folder(run):
     assert ckpt["task"] == "instance" and ckpt["arch"]["name"] == "yolo_seg"
     assert ckpt["classes"]["names"] == ["person"] and ckpt["classes"]["colors"][0] != [0, 0, 0]
     assert ckpt["preprocess"]["resize"] == "longer_side" and ckpt["preprocess"]["size"] == 64
+    train_images = [Image.open(p) for p in sorted((run.parent / "PennFudanPed" / "PNGImages").iterdir())]
+    scales = sorted(64 / max(im.size) for im in train_images)  # every image (train and val) here is one size
+    assert scales[0] == scales[-1] and ckpt["preprocess"]["native_scale"] == pytest.approx(scales[0])
     assert ckpt["config"]["metric"] == "mask_ap"
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

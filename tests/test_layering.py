@@ -24,8 +24,11 @@ ALLOWED = {
     "inference": BASE | {"engine"},
     "export": BASE | {"engine", "inference"},
     "benchmark": BASE | {"engine", "inference", "export"},
-    "tasks": BASE | {"config", "engine", "inference", "export", "benchmark"},
-    "modes": BASE | {"config", "engine", "inference", "export", "benchmark", "tasks"},
+    "prompt": BASE | {"engine", "inference"},  # SamPredictor's API over promptable backends
+    "tasks": BASE | {"config", "engine", "inference", "export", "benchmark", "prompt", "video"},
+    "serve": BASE | {"config", "engine", "inference", "prompt"},  # the annotation page, above the tasks
+    "video": BASE | {"engine", "inference", "prompt"},  # the Tracker, over promptable backends
+    "modes": BASE | {"config", "engine", "inference", "export", "benchmark", "tasks", "serve"},
     "cli": {"config", "modes", "data", "engine", "models", "tasks"},
     "__init__": {"config", "modes"},
     "__main__": {"cli"},

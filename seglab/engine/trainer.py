@@ -41,10 +41,15 @@ class TrainState:
 
 
 def semantic_batch_loss(trainer: "Trainer", images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Per-pixel classification: logits of the normalised batch against the class-id masks."""
+    """Per-pixel classification: logits of the normalised batch against the class-id masks.
+
+    A model that declares `set_loss = True` computes its own loss from (x, masks) (a dict of losses, summed;
+    e.g. the query model's Hungarian-matched set loss) instead of `loss_fn` on its logits."""
     x = normalize(images, trainer.preprocess["mean"], trainer.preprocess["std"], trainer.runtime)
     y = masks.to(trainer.runtime.device, non_blocking=True)
     with trainer.runtime.autocast():
+        if getattr(trainer.module, "set_loss", False):
+            return sum(loss.float() for loss in trainer.model(x, y).values())
         logits = trainer.model(x)
     return trainer.loss_fn(logits, y)
 

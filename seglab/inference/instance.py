@@ -13,12 +13,14 @@ The one path `seglab val` and `seglab predict` share (and training-time validati
    not overlap (what an instance-id PNG can hold); a detection left with no pixel is dropped.
 The result (`InstancePrediction`) is an id map (0 = background, id k = the k-th best kept detection)
 with each instance's score and 0-based label: predict writes it, val scores it.
+Large images (mode=tile, or mode=auto beyond auto_tile x the training size: `mode_for`) are predicted from
+overlapping tiles at native scale, merged across the seams, instead (seglab/inference/instance_tiling.py).
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,8 @@ from seglab.data.io import image_size
 from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from seglab.engine.device import Runtime, normalize
+from seglab.inference.instance_onnx import OnnxInstanceModel, instance_metadata
+from seglab.inference.predictor import MODES
 from seglab.models import model_class
 from seglab.models.source import require, resolve_model
 
@@ -47,6 +51,18 @@ class InstanceOptions:
     score_threshold: float | None = None  # detections kept (predictions.json, COCO AP)
     max_detections: int | None = None
     min_score: float = 0.5  # instances drawn in the id PNG / overlay and matched for matching accuracy
+    # whole image (stretch: longer side resized to the training size) or tiles (seglab/inference/instance_tiling.py)
+    mode: str = "auto"  # auto: tile when the longer side exceeds auto_tile x the training size
+    auto_tile: float = 8.0
+    tile: int = 0  # tile side in pixels at the tiling scale; 0 = the training size
+    overlap: float = 0.25
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r}: expected one of {', '.join(MODES)}")
+        if not 0 <= self.overlap < 1 or self.tile < 0 or self.auto_tile <= 0:
+            raise ValueError(f"overlap={self.overlap} must be in [0, 1), tile={self.tile} >= 0 (0 = the training "
+                             f"size), auto_tile={self.auto_tile} > 0")
 
     @classmethod
     def from_config(cls, cfg, given=None) -> "InstanceOptions":
@@ -54,14 +70,15 @@ class InstanceOptions:
         detection limits not set stay the checkpoint's and `seglab val model=best.pt` scores what training
         validated. None (training): the limits the model is built with."""
         limits = {k: getattr(cfg, k) if given is None or k in given else None for k in INFERENCE_ARGUMENTS}
-        return cls(**limits, min_score=cfg.min_score)
+        return cls(**limits, min_score=cfg.min_score, mode=cfg.mode, auto_tile=cfg.auto_tile, tile=cfg.tile,
+                   overlap=cfg.overlap)
 
     def resolved(self, model: type, model_args: dict) -> "InstanceOptions":
         """Every None replaced by the checkpoint's argument, else the architecture's constructor default."""
         defaults = {k: p.default for k, p in inspect.signature(model).parameters.items()}
         values = {k: next(v for v in (getattr(self, k), model_args.get(k), defaults.get(k)) if v is not None)
                   for k in INFERENCE_ARGUMENTS}
-        return InstanceOptions(**values, min_score=self.min_score)
+        return replace(self, **values)
 
 
 @dataclass
@@ -149,20 +166,35 @@ def instance_view(image: str | Path | np.ndarray, size: int) -> tuple[torch.Tens
     return torch.from_numpy(load_image(image, resized_size(height, width, size))), (height, width)
 
 
+def with_options(meta: dict, options: InstanceOptions) -> dict:
+    """A checkpoint's (or ONNX file's) metadata with the inference options set as the arch's constructor arguments."""
+    takes = inspect.signature(model_class(meta["arch"]["name"])).parameters
+    overrides = {k: getattr(options, k) for k in INFERENCE_ARGUMENTS if k in takes and getattr(options, k) is not None}
+    return {**meta, "arch": {**meta["arch"], "args": {**meta["arch"]["args"], **overrides}}}
+
+
 def checkpoint_model(path: Path, runtime: Runtime, options: InstanceOptions) -> tuple[nn.Module, dict]:
     """The checkpoint's model rebuilt with the inference options as its constructor arguments."""
     ckpt = load_checkpoint(path)
     if ckpt.get("task") != "instance":
         raise CheckpointError(f"{path}: a {ckpt.get('task', 'semantic')} checkpoint, not an instance one")
-    takes = inspect.signature(model_class(ckpt["arch"]["name"])).parameters
-    overrides = {k: getattr(options, k) for k in INFERENCE_ARGUMENTS if k in takes and getattr(options, k) is not None}
-    ckpt = {**ckpt, "arch": {**ckpt["arch"], "args": {**ckpt["arch"]["args"], **overrides}}}
+    ckpt = with_options(ckpt, options)
     return runtime.prepare_model(model_from_checkpoint(ckpt)), ckpt
 
 
+def onnx_model(path: Path, runtime: Runtime, options: InstanceOptions) -> tuple[nn.Module, dict]:
+    """An exported network (onnxruntime, fp32) decoded by its architecture's postprocess with the options."""
+    meta = with_options(instance_metadata(path), options)
+    return runtime.prepare_model(OnnxInstanceModel(path, meta["arch"], meta["outputs"])), meta
+
+
+MODEL_LOADERS = {"checkpoint": checkpoint_model, "onnx": onnx_model}  # model= kind -> (model, metadata)
+
+
 class InstancePredictor:
-    """`model`: a checkpoint path or run folder, or an in-memory model with `metadata` = {classes,
-    preprocess} (training-time validation; put back in the mode it was in by the caller)."""
+    """`model`: a checkpoint path or run folder, an exported .onnx file (instance_onnx.py), or an in-memory
+    model with `metadata` = {classes, preprocess} (training-time validation; put back in the mode it was in
+    by the caller)."""
 
     def __init__(self, model: str | Path | nn.Module, runtime: Runtime, options: InstanceOptions | None = None,
                  metadata: dict | None = None):
@@ -171,8 +203,8 @@ class InstancePredictor:
             self.model, self.checkpoint, self.source = model, dict(metadata or {}), "in-memory model"
             self.options = self.options.resolved(type(model), {})
         else:
-            source = require(resolve_model(model), "instance inference", ("checkpoint",))
-            self.model, self.checkpoint = checkpoint_model(source.path, runtime, self.options)
+            source = require(resolve_model(model), "instance inference", tuple(MODEL_LOADERS))
+            self.model, self.checkpoint = MODEL_LOADERS[source.kind](source.path, runtime, self.options)
             self.source = str(source.path)
             self.options = self.options.resolved(model_class(self.checkpoint["arch"]["name"]),
                                                  self.checkpoint["arch"]["args"])
@@ -188,7 +220,8 @@ class InstancePredictor:
     def describe(self) -> str:
         o = self.options
         return (f"longer side {self.size}, score >= {o.score_threshold}, at most {o.max_detections} detections, "
-                f"drawn / matched at score >= {o.min_score}")
+                f"drawn / matched at score >= {o.min_score}, mode={o.mode}"
+                + (f" (tiles of {o.tile or self.size} overlapping by {o.overlap})" if o.mode != "stretch" else ""))
 
     @torch.no_grad()
     def detect(self, view: torch.Tensor) -> dict:
@@ -209,7 +242,20 @@ class InstancePredictor:
         ids, kept = paint(found["probs"], size)
         return InstancePrediction(ids, found["scores"][kept], found["labels"][kept].astype(np.int64))
 
+    def mode_for(self, height: int, width: int) -> str:
+        """stretch (the whole image, longer side at the training size) or tile, by semantic predict's rule."""
+        mode = self.options.mode
+        if mode == "auto":
+            mode = "tile" if max(height, width) > self.options.auto_tile * self.size else "stretch"
+        return mode
+
     def predict(self, image: str | Path | np.ndarray) -> InstancePrediction:
         """An image file (decoded as in training) or an RGB array -> its instances at its own size."""
+        height, width = image.shape[:2] if isinstance(image, np.ndarray) else image_size(Path(image))[::-1]
+        if self.mode_for(height, width) == "tile":
+            from seglab.inference.instance_tiling import predict_tiled, tile_scale  # it builds on this module
+
+            return predict_tiled(image, self.detect, self.options.tile or self.size, self.options.overlap,
+                                 tile_scale(self.checkpoint["preprocess"], self.source))
         view, size = instance_view(image, self.size)
         return self.predict_view(view, size)

@@ -15,7 +15,10 @@ from torch import nn
 from seglab.models.deeplabv3plus import DeepLabV3Plus
 from seglab.models.fcn import FCN8s, FCN16s, FCN32s
 from seglab.models.instance import INSTANCE_MODELS
+from seglab.models.panoptic import PANOPTIC_MODELS
 from seglab.models.pix2pix import Pix2Pix
+from seglab.models.prompt import PROMPT_MODELS
+from seglab.models.query import MaskFormerSemantic
 from seglab.models.segformer import SegFormer
 from seglab.models.segnet import SegNet
 from seglab.models.setr import SETRMLA, SETRPUP, SETRNaive
@@ -35,12 +38,17 @@ MODELS: dict[str, type[nn.Module]] = {
     "setr_mla": SETRMLA,
     "segformer": SegFormer,
     "deeplabv3plus": DeepLabV3Plus,
+    "maskformer_semantic": MaskFormerSemantic,
 }
 
 
 # Every task's architecture registry, and the model `seglab train` builds when none is named.
-TASK_MODELS: dict[str, dict[str, type[nn.Module]]] = {"semantic": MODELS, "instance": INSTANCE_MODELS}
-DEFAULT_MODELS = {"semantic": "unet", "instance": "maskrcnn"}
+TASK_MODELS: dict[str, dict[str, type[nn.Module]]] = {"semantic": MODELS, "instance": INSTANCE_MODELS,
+                                                      "panoptic": PANOPTIC_MODELS, "prompt": PROMPT_MODELS,
+                                                      "video": {}}  # video: promptable checkpoints
+
+DEFAULT_MODELS = {"semantic": "unet", "instance": "maskrcnn", "panoptic": "panoptic_deeplab",
+                  "prompt": "click_seg", "video": ""}  # "": a task with no architecture of its own
 
 
 def model_task(name: str) -> str | None:
@@ -60,6 +68,8 @@ def model_arguments(name: str, num_classes: int, options: dict) -> dict:
     """The constructor arguments for `name`: num_classes plus those options its signature names."""
     params = inspect.signature(model_class(name)).parameters
     args = {k: v for k, v in options.items() if k in params and k != "num_classes"}
+    if "is_thing" in params and "is_thing" not in args:  # panoptic models: the data says which classes are things;
+        args["is_thing"] = [False] + [True] * (num_classes - 1)  # without data, class 0 is the one stuff class
     return {"num_classes": num_classes, **args}
 
 

@@ -6,7 +6,8 @@ the task's implementation (seglab/tasks/<task>/<mode>.py); a mode a task lacks f
 
 from seglab.modes.dispatch import task_mode
 from seglab.modes.models import models
+from seglab.serve.mode import serve
 
-TASK_MODES = ("train", "val", "predict", "export", "benchmark", "verify")
+TASK_MODES = ("train", "val", "predict", "export", "benchmark", "verify", "track")
 
-MODES = {**{mode: task_mode(mode) for mode in TASK_MODES}, "models": models}
+MODES = {**{mode: task_mode(mode) for mode in TASK_MODES}, "models": models, "serve": serve}

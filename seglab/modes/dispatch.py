@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from seglab.config import Config, check_model_arguments, non_default_model_arguments
+from seglab.config import Config, check_model_arguments, given_keys, non_default_model_arguments
 from seglab.data import resolve_root
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.models.source import resolve_model
@@ -33,12 +33,15 @@ def file_task(source) -> str:
 
 
 def task_for(cfg: Config, mode: str) -> Task:
+    owners = [task for task in TASKS.values() if mode in task.modes]
+    if len(owners) == 1 and not cfg.task:  # a mode only one task has (track): that task
+        return owners[0]
     checkpoint, model = None, ""
     if cfg.model:
         source = resolve_model(cfg.model)
         if source.kind == "architecture":
             model = source.name
-        else:
+        elif not cfg.task:  # task= given: the file need not be a seglab checkpoint (official SAM weights)
             checkpoint = {"task": file_task(source)}
     if mode == "train" and cfg.resume:  # a resumed run is of its checkpoint's task
         resumed = resume_checkpoint(cfg)[1]
@@ -53,7 +56,9 @@ def task_mode(mode: str) -> Callable[[Config], object]:
     def run(cfg: Config):
         task = task_for(cfg, mode)
         if not cfg.model and mode in ("train", "benchmark"):
+            given = given_keys(cfg)
             cfg = dataclasses.replace(cfg, model=task.default_model)
+            cfg.given = given
             if not cfg.resume:  # now the architecture is known: the model arguments set must fit it
                 check_model_arguments(cfg, non_default_model_arguments(cfg), mode)
         return task.mode(mode)(cfg)

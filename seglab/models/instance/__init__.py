@@ -12,10 +12,12 @@ from torch import nn
 
 from seglab.models.instance.maskrcnn import MaskRCNN
 from seglab.models.instance.onestage import OneStageSeg
+from seglab.models.query import MaskFormerInstance
 
 INSTANCE_MODELS: dict[str, type[nn.Module]] = {
     "maskrcnn": MaskRCNN,
     "yolo_seg": OneStageSeg,
+    "maskformer_instance": MaskFormerInstance,
 }
 
 

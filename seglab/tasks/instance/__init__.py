@@ -12,6 +12,7 @@ from seglab.tasks.instance.predict import predict
 from seglab.tasks.instance.train import train
 from seglab.tasks.instance.val import val
 from seglab.tasks.instance.export import export
+from seglab.tasks.instance.benchmark import benchmark
 from seglab.tasks.instance.verify import verify
 
 INSTANCE = Task(
@@ -21,5 +22,6 @@ INSTANCE = Task(
     formats=INSTANCE_FORMATS,
     selection_metrics=SELECTION_METRICS,
     default_model=DEFAULT_MODELS["instance"],
-    modes={"train": train, "val": val, "predict": predict, "export": export, "verify": verify},
+    modes={"train": train, "val": val, "predict": predict, "export": export, "benchmark": benchmark,
+           "verify": verify},
 )

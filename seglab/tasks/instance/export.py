@@ -41,6 +41,16 @@ def raw_parity(model: torch.nn.Module, path: Path, sizes: list[tuple[int, int]],
     return report
 
 
+def onnx_metadata(ckpt: dict) -> dict:
+    """What an instance checkpoint tells inference, for the ONNX file: `seglab predict|val model=FILE.onnx`
+    rebuild the postprocess from `arch` and read the split from `config` (seglab/inference/instance_onnx.py)."""
+    return {"seglab_version": seglab.__version__, "task": "instance", "arch": ckpt["arch"],
+            "classes": ckpt["classes"], "preprocess": ckpt["preprocess"], "outputs": OUTPUTS,
+            "config": ckpt.get("config", {}), "category_ids": ckpt.get("category_ids"),
+            "input": "images: float32 [N, 3, H, W], RGB 0-1, then (x - mean) / std; raw outputs "
+                     "decoded by the model's postprocess"}
+
+
 def export(cfg: Config) -> Path:
     if cfg.format not in FORMATS:
         raise ValueError(f"format={cfg.format!r}: expected one of {', '.join(FORMATS)}")
@@ -55,10 +65,7 @@ def export(cfg: Config) -> Path:
         out = out / checkpoint.with_suffix(".onnx").name
     size = max(as_hw(ckpt["preprocess"]["size"]))  # the longer side images are resized to
     path = export_raw_onnx(model, out, (size, size), cfg.opset)
-    write_metadata(path, {"seglab_version": seglab.__version__, "task": "instance", "arch": ckpt["arch"],
-                          "classes": ckpt["classes"], "preprocess": ckpt["preprocess"], "outputs": OUTPUTS,
-                          "input": "images: float32 [N, 3, H, W], RGB 0-1, then (x - mean) / std; raw outputs "
-                                   "decoded by the model's postprocess"})
+    write_metadata(path, onnx_metadata(ckpt))
     report = raw_parity(model, path, [(size, size), (size + 3, max(8, size - 5))])
     if cfg.verbose:
         diffs = ", ".join(f"{k}: {v:.1e}" for k, v in report.items())

@@ -8,6 +8,7 @@ the thing classes, and preprocess {mean, std, resize: longer_side, size: imgsz}.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ import seglab
 from seglab.config import Config, ConfigError, parse_time
 from seglab.data import resolve_root, write_skipped
 from seglab.data.instance import INSTANCE_FORMATS, InstanceDataset, collate, open_instance_split
+from seglab.data.io import image_size
 from seglab.data.size import as_hw
 from seglab.data.spec import ClassTable, default_colors
 from seglab.engine import distributed
@@ -30,6 +32,7 @@ from seglab.engine.sampler import EpochBatchSampler
 from seglab.engine.sinks import run_folder_sinks
 from seglab.engine.trainer import Trainer, TrainState
 from seglab.inference.instance import RESIZE, InstanceOptions, InstancePredictor
+from seglab.inference.instance_tiling import SCALE_KEY
 from seglab.models import build_model, model_arguments
 from seglab.tasks.instance.batch import instance_batch_loss
 from seglab.tasks.instance.evaluate import SELECTION_METRICS, evaluate, format_table, training_validator
@@ -79,6 +82,11 @@ def train(cfg: Config) -> Path:
         distributed.shutdown(group)
 
 
+def native_scale(split, size: int) -> float:
+    """Training pixels per source pixel, the median over the training images (what tiling runs at)."""
+    return float(statistics.median(size / max(image_size(item.image)) for item in split.items))
+
+
 def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: distributed.Group,
            device_name: str) -> Path:
     seed_everything(cfg.seed, cfg.deterministic)
@@ -90,7 +98,7 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     args = model_arguments(cfg.model, classes.num_classes, options)
     model = runtime.prepare_model(build_model(cfg.model, args))
     preprocess = {"mean": list(model.normalization["mean"]), "std": list(model.normalization["std"]),
-                  "resize": RESIZE, "size": size}
+                  "resize": RESIZE, "size": size, SCALE_KEY: native_scale(train_split, size)}
     meta = {"task": "instance", "arch": {"name": cfg.model, "args": args}, "classes": classes,
             "preprocess": preprocess, "config": cfg.to_dict(),
             "category_ids": list(train_split.category_ids or range(1, classes.num_classes + 1))}

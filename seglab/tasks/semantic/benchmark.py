@@ -8,7 +8,6 @@ weights and 3 classes; a checkpoint brings its own.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from seglab.config import Config
 from seglab.data.size import size_text
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from seglab.engine.run_folder import write_json
+from seglab.benchmark.report import describe_load, load_average, result_path
 from seglab.benchmark.timing import make_candidates, machine, measure, parse_backends, summarize, table
 from seglab.models import DEFAULT_MODELS, build_model, model_arguments
 from seglab.models.source import resolve_model
@@ -39,14 +39,6 @@ def _model(cfg: Config) -> tuple[torch.nn.Module | None, dict]:
     return model, {"model": source.name, "arch": {"name": source.name, "args": args}}
 
 
-def _load() -> float | None:
-    """The 1-minute load average: other processes on a shared machine slow every backend."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
-
-
 def benchmark(cfg: Config) -> dict:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -58,7 +50,7 @@ def benchmark(cfg: Config) -> dict:
         about["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
     batches = sorted({1, cfg.batch})
     say = print if cfg.verbose else (lambda *_: None)
-    start, load_before = time.perf_counter(), _load()
+    start, load_before = time.perf_counter(), load_average()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(about["model"]) if model is None else None
         candidates = make_candidates(model, names, cfg.imgsz, cfg.device, cfg.threads, onnx_path, Path(tmp))
@@ -67,15 +59,11 @@ def benchmark(cfg: Config) -> dict:
         measure(candidates, batches, cfg.imgsz, cfg.repeats, cfg.seed, progress=say)
     rows = summarize(candidates, batches)
     result = {**about, "imgsz": cfg.imgsz, "batches": batches, "repeats": cfg.repeats, "machine": machine(),
-              "load_average": {"before": load_before, "after": _load()}, "results": rows,
+              "load_average": {"before": load_before, "after": load_average()}, "results": rows,
               "seconds": time.perf_counter() - start}
-    out = Path(cfg.out) if cfg.out else Path(cfg.project) / "benchmark"
-    out.mkdir(parents=True, exist_ok=True)
-    size_name = cfg.imgsz if isinstance(cfg.imgsz, int) else size_text(cfg.imgsz)  # benchmark_unet_256, ..._256x352
-    path = out / f"benchmark_{Path(str(about['model'])).stem}_{size_name}.json"
+    path = result_path(cfg.out, cfg.project, about["model"], cfg.imgsz)
     write_json(path, result)
     say(table(rows))
-    say(f"load average {load_before:.2f} before, {result['load_average']['after']:.2f} after "
-        f"({os.cpu_count()} CPUs)" if load_before is not None else "")
+    say(describe_load(load_before, result["load_average"]["after"]))
     say(f"written: {path}")
     return result

@@ -1,0 +1,110 @@
+"""The transformer decoder of the query model: learned queries cross-attend to the pixel decoder's levels.
+
+Per layer (Mask2Former's order, post-norm): masked cross-attention from the queries to one level
+(coarse to fine, round robin), self-attention among the queries, a feed-forward block. Before the first
+layer and after each one the shared heads read every query:
+    class logits [N, Q, K + 1] (the last one is "no object"),
+    mask logits  [N, Q, h, w] = mask embedding (an MLP of the query) . per-pixel embeddings.
+A layer's cross-attention only sees the pixels where the previous prediction's mask is >= 0.5
+(Mask2Former's masked attention; a query whose mask is empty sees every pixel), which makes the few
+CPU epochs count. Attention is written with matmuls, so it traces to ONNX with dynamic sizes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seglab.models.query.pixel_decoder import sine_positions
+
+
+class Attention(nn.Module):
+    """Multi-head attention; `blocked` bool [N, Q, L] (True: query q may not look at key l)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"the query width {dim} must be divisible by the number of heads {heads}")
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, dim = x.shape
+        return x.reshape(n, length, self.heads, dim // self.heads).transpose(1, 2)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                blocked: torch.Tensor | None = None) -> torch.Tensor:
+        q, k, v = self.split(self.q(query)), self.split(self.k(key)), self.split(self.v(value))
+        scores = (q * self.scale) @ k.transpose(-1, -2)  # [N, heads, Q, L]
+        if blocked is not None:
+            scores = scores.masked_fill(blocked[:, None], float("-inf"))
+        out = scores.softmax(-1) @ v
+        return self.out(out.transpose(1, 2).flatten(2))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, dim: int, heads: int, ffn: int):
+        super().__init__()
+        self.cross, self.self_attn = Attention(dim, heads), Attention(dim, heads)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(inplace=True), nn.Linear(ffn, dim))
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(3))
+
+    def forward(self, queries, query_pos, memory, memory_pos, blocked):
+        queries = self.norms[0](queries + self.cross(queries + query_pos, memory + memory_pos, memory, blocked))
+        q = queries + query_pos
+        queries = self.norms[1](queries + self.self_attn(q, q, queries))
+        return self.norms[2](queries + self.ffn(queries))
+
+
+class MLP(nn.Sequential):
+    def __init__(self, dim: int, out: int, layers: int = 3):
+        parts = []
+        for i in range(layers):
+            parts.append(nn.Linear(dim, out if i == layers - 1 else dim))
+            if i < layers - 1:
+                parts.append(nn.ReLU(inplace=True))
+        super().__init__(*parts)
+
+
+class QueryDecoder(nn.Module):
+    """(per-pixel embeddings, levels coarse to fine) -> [(class logits, mask logits)] before and after each layer."""
+
+    def __init__(self, num_classes: int, num_queries: int, dim: int, mask_dim: int, layers: int, heads: int,
+                 ffn: int, levels: int, masked_attention: bool = True):
+        super().__init__()
+        self.masked_attention = masked_attention
+        self.query_feat = nn.Embedding(num_queries, dim)  # the queries' content
+        self.query_pos = nn.Embedding(num_queries, dim)  # and their learned position code
+        self.level_embed = nn.Embedding(levels, dim)
+        self.layers = nn.ModuleList(DecoderLayer(dim, heads, ffn) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+        self.class_head = nn.Linear(dim, num_classes + 1)
+        self.mask_head = MLP(dim, mask_dim)
+
+    def predict(self, queries: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.norm(queries)
+        masks = torch.einsum("nqc,nchw->nqhw", self.mask_head(out), pixels)
+        return self.class_head(out), masks
+
+    def blocked(self, mask_logits: torch.Tensor, level: torch.Tensor) -> torch.Tensor | None:
+        """Where each query may not attend on `level`: its predicted mask resampled there is < 0.5."""
+        if not self.masked_attention:
+            return None
+        small = F.interpolate(mask_logits.detach(), size=level.shape[-2:], mode="bilinear", align_corners=False)
+        blocked = small.flatten(2) < 0  # sigmoid < 0.5
+        return blocked & ~blocked.all(-1, keepdim=True)  # an empty mask: attend everywhere
+
+    def forward(self, pixels: torch.Tensor, levels: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        n = pixels.shape[0]
+        memory = [(f.flatten(2).transpose(1, 2) + self.level_embed.weight[i],
+                   sine_positions(f).flatten(2).transpose(1, 2)) for i, f in enumerate(levels)]
+        queries = self.query_feat.weight[None].expand(n, -1, -1)
+        query_pos = self.query_pos.weight[None].expand(n, -1, -1)
+        outputs = [self.predict(queries, pixels)]
+        for i, layer in enumerate(self.layers):
+            level = i % len(levels)
+            keys, pos = memory[level]
+            queries = layer(queries, query_pos, keys, pos, self.blocked(outputs[-1][1], levels[level]))
+            outputs.append(self.predict(queries, pixels))
+        return outputs

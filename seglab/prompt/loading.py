@@ -1,0 +1,50 @@
+"""Checkpoint file -> promptable backend: the `BACKENDS` registry and how a file's kind is recognised.
+
+    BACKENDS[kind](path, device="auto", **options) -> PromptBackend
+
+Kinds (a loader per kind; add yours with a one-line edit):
+- "sam":  an official segment-anything / MobileSAM state dict (`sam_vit_b_01ec64.pth`, `mobile_sam.pt`);
+          options `model_type` ("vit_b" / "vit_l" / "vit_h" / "vit_t", read from the weights when not
+          given) or `config` (a reduced architecture, see seglab/prompt/sam_official.py).
+- "sam2": an official SAM 2.1 checkpoint (`{"model": state_dict}`, `sam2.1_hiera_tiny.pt`); options
+          `model_type` ("sam2.1_hiera_t" / "_s" / "_b+" / "_l", read from the weights when not given).
+- "click": a seglab checkpoint with `"task": "prompt"` (seglab's click model; PR-CLICK's loader).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from seglab.prompt import sam2_official, sam_official
+from seglab.prompt.files import PromptCheckpointError, read_checkpoint
+
+
+def _load_click(path: Path, device: str = "auto", **options):
+    from seglab.prompt.click_backend import load  # seglab's own click model (seglab/prompt/click_backend.py)
+
+    return load(path, device=device, **options)
+
+
+BACKENDS: dict[str, Callable] = {
+    "sam": sam_official.load,
+    "sam2": sam2_official.load,
+    "click": _load_click,
+}
+
+
+def checkpoint_kind(path: str | Path, options: dict | None = None) -> str:
+    """The BACKENDS kind of a checkpoint file, recognised from its contents."""
+    obj = read_checkpoint(path)
+    if isinstance(obj, dict) and "arch" in obj and "model" in obj:  # a seglab checkpoint
+        task = obj.get("task", "semantic")
+        if task != "prompt":
+            raise PromptCheckpointError(f"{path}: a seglab {task!r} checkpoint, not a promptable one "
+                                        f"(task 'prompt'); use seglab predict / val for it")
+        return "click"
+    state = obj.get("model", obj) if isinstance(obj, dict) else obj
+    if isinstance(state, dict):
+        for kind, module in (("sam2", sam2_official), ("sam", sam_official)):
+            if module.looks_like(state):
+                return kind
+    raise PromptCheckpointError(f"{path}: not a SAM, SAM 2 or seglab prompt checkpoint (its keys look like "
+                                f"none of them); pass kind= one of {', '.join(sorted(BACKENDS))} if it is one")

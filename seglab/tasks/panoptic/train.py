@@ -1,0 +1,153 @@
+"""`seglab train task=panoptic`: panoptic data and model from the config, fit through the engine, score best.pt.
+
+The run folder is the instance one (config.yaml, best.pt chosen on `metric` (default val PQ), last.pt,
+metrics.csv, curves.png, metrics.json, samples/); the checkpoint records task "panoptic", the classes, is_thing,
+the dataset's category ids and preprocess {mean, std, resize: longer_side, size: imgsz}.
+A fusion (semantic_model= + instance_model=) trains nothing: seglab/tasks/panoptic/fusion_run.py writes its run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+import seglab
+from seglab.config import Config, ConfigError, parse_time
+from seglab.data import write_skipped
+from seglab.data.panoptic import PanopticDataset, collate
+from seglab.engine import distributed
+from seglab.engine.device import Runtime
+from seglab.engine.ema import ModelEMA
+from seglab.engine.loop import FitOptions, fit
+from seglab.engine.optim import ProgressSchedule, build_optimizer
+from seglab.engine.rng import seed_everything
+from seglab.engine.run_folder import write_json
+from seglab.engine.sampler import EpochBatchSampler
+from seglab.engine.sinks import run_folder_sinks
+from seglab.engine.trainer import Trainer, TrainState
+from seglab.inference.instance import RESIZE
+from seglab.inference.panoptic import PanopticPredictor
+from seglab.models import build_model, model_arguments
+from seglab.tasks.instance.train import UNSET, training_size
+from seglab.tasks.panoptic.batch import batch_loss_for
+from seglab.tasks.panoptic.evaluate import (
+    SELECTION_METRICS,
+    evaluate,
+    format_table,
+    training_validator,
+)
+from seglab.tasks.panoptic.fusion_run import assemble_fusion
+from seglab.tasks.panoptic.predictors import is_direct_fusion, names_parts
+from seglab.tasks.panoptic.samples import write_samples
+from seglab.tasks.panoptic.splits import class_table, panoptic_split
+from seglab.tasks.training import (
+    open_run_folder,
+    resume_checkpoint,
+    resume_note,
+    start_state,
+)
+
+
+def check_metric(cfg: Config) -> str:
+    metric = cfg.metric or next(iter(SELECTION_METRICS))
+    if metric not in SELECTION_METRICS:
+        raise ConfigError(f"metric={cfg.metric!r}: panoptic training selects best.pt by one of "
+                          f"{', '.join(SELECTION_METRICS)}")
+    return metric
+
+
+def train(cfg: Config) -> Path:
+    """Train per `cfg`; returns the run folder."""
+    if names_parts(cfg):  # a fusion of two checkpoints: nothing to fit
+        if not is_direct_fusion(cfg):
+            raise ConfigError(f"model={cfg.model}: semantic_model= / instance_model= make a fusion, which has no "
+                              "architecture; leave model= out")
+        return assemble_fusion(cfg)
+    cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
+    cfg = dataclasses.replace(cfg, metric=check_metric(cfg))
+    group, device_name = distributed.init(cfg.device)
+    try:
+        return _train(cfg, ckpt, resumed_dir, group, device_name)
+    finally:
+        distributed.shutdown(group)
+
+
+def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: distributed.Group,
+           device_name: str) -> Path:
+    seed_everything(cfg.seed, cfg.deterministic)
+    runtime = Runtime.from_config(device_name, cfg.precision, cfg.channels_last)
+    size = training_size(cfg)
+    train_split, val_split = panoptic_split(cfg, "train", cfg.skip_bad), panoptic_split(cfg, "val", cfg.skip_bad)
+    classes = class_table(train_split)
+    options = {k: v for k, v in cfg.to_dict().items() if v not in UNSET}
+    args = {**model_arguments(cfg.model, classes.num_classes, options), "is_thing": list(train_split.is_thing)}
+    model = runtime.prepare_model(build_model(cfg.model, args))
+    preprocess = {"mean": list(model.normalization["mean"]), "std": list(model.normalization["std"]),
+                  "resize": RESIZE, "size": size}
+    meta = {"task": "panoptic", "arch": {"name": cfg.model, "args": args}, "classes": classes,
+            "is_thing": list(train_split.is_thing), "category_ids": list(train_split.category_ids),
+            "preprocess": preprocess, "config": cfg.to_dict()}
+
+    cache = str(cfg.cache).lower() == "ram"
+    augment = cfg.augment_preset if cfg.augment else "none"
+    train_set = PanopticDataset(train_split, size, augment=augment, cache=cache, skip_bad=cfg.skip_bad).preload()
+    val_set = PanopticDataset(val_split, size, cache=cache, skip_bad=cfg.skip_bad).preload()
+    sampler = EpochBatchSampler(len(train_set), cfg.batch, cfg.seed, group.rank, group.world_size)
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
+                        persistent_workers=cfg.workers > 0)
+    optimizer = build_optimizer(model, cfg)
+    ema = ModelEMA(model, cfg.ema) if cfg.ema > 0 else None
+    if group.active:
+        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    steps_per_epoch = -(-len(sampler) // max(1, cfg.accumulate))
+    trainer = Trainer(
+        model=model, loss_fn=None, optimizer=optimizer, schedule=ProgressSchedule(optimizer, cfg.schedule),
+        runtime=runtime, preprocess=preprocess, total_steps=cfg.epochs * steps_per_epoch,
+        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+        scaler=torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None,
+        ema=ema, clip_grad=cfg.clip_grad, accumulate=max(1, cfg.accumulate),
+        batch_loss=batch_loss_for(train_split.is_thing),
+    )
+    run_dir = open_run_folder(cfg, resumed_dir, group)  # everything is built and checked: only now
+    if group.is_main:
+        write_skipped(run_dir, train_set, val_set)
+
+    state = start_state(trainer, ckpt)
+    verbose = cfg.verbose and group.is_main
+    if verbose:
+        things = ", ".join(f"{n} ({'thing' if t else 'stuff'})" for n, t in zip(classes.names, train_split.is_thing))
+        print(f"seglab {seglab.__version__} train (panoptic): {cfg.model} {args} on {train_split.root} "
+              f"({train_split.format}; {len(train_set)} train / {len(val_set)} val images, classes {things}); "
+              f"longer side {size}; {runtime.describe()}; {group.world_size} process(es); seed {cfg.seed}; "
+              f"{resume_note(run_dir, state, ckpt is not None)}", flush=True)
+    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
+                      selection=dict(SELECTION_METRICS))
+    sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose, curve="val_pq") if group.is_main else []
+    validate = training_validator(val_set, runtime, {k: meta[k] for k in ("classes", "is_thing", "category_ids",
+                                                                           "preprocess")})
+    state = fit(trainer, loader, sampler, validate, state, opts, classes.names, group, sinks)
+    if group.is_main:
+        _final_report(cfg, run_dir, runtime, val_set, state, verbose)
+    distributed.barrier(group)
+    return run_dir
+
+
+def _final_report(cfg: Config, run_dir: Path, runtime: Runtime, val_set: PanopticDataset, state: TrainState,
+                  verbose: bool) -> None:
+    """Score best.pt on val (at each image's own size by default); metrics.json, samples/, a summary."""
+    best = run_dir / "best.pt"
+    if not best.exists():  # no epoch had a defined selection metric
+        best = run_dir / "last.pt"
+    predictor = PanopticPredictor(best, runtime)
+    result = evaluate(predictor, val_set, cfg.resolution)
+    history = {"epochs": len(state.history), "best_epoch": state.best_epoch, "train_seconds": state.elapsed}
+    write_json(run_dir / "metrics.json", {"split": "val", "inference": predictor.describe(), **result, **history})
+    write_samples(predictor, val_set.split, run_dir / "samples", cfg.samples)
+    if verbose:
+        print(f"\nbest.pt (epoch {state.best_epoch}) on val at {cfg.resolution} resolution:")
+        print(format_table(result))
+        print(f"trained {history['epochs']} epochs in {state.elapsed / 60:.1f} min\nrun folder: {run_dir.resolve()}")

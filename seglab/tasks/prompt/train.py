@@ -1,0 +1,153 @@
+"""`seglab train task=prompt`: a click model trained with simulated clicks, fit through the engine.
+
+Data: the objects of one or more datasets (`data=a,b`, seglab/data/prompt/), one object per image per
+epoch; model: a seglab/models/prompt/ architecture (click_seg on ImageNet EfficientNet-Lite0 by
+default); loss: seglab/tasks/prompt/simulate.py. best.pt is chosen on val NoC@90 (lower is better:
+the selection sign is -1) measured through the same Predictor `seglab val` uses, on at most
+`objects_per_image` objects of each val image. The checkpoint records task "prompt" and preprocess
+{mean, std, resize: longer_side_square, size}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+import seglab
+from seglab.config import Config, ConfigError, parse_time
+from seglab.data.prompt import ObjectDataset, collate, dataset_roots, open_object_split
+from seglab.data.size import as_hw
+from seglab.data.spec import ClassTable
+from seglab.engine import distributed
+from seglab.engine.device import Runtime
+from seglab.engine.ema import ModelEMA
+from seglab.engine.loop import FitOptions, fit
+from seglab.engine.optim import ProgressSchedule, build_optimizer
+from seglab.engine.rng import seed_everything
+from seglab.engine.run_folder import write_json
+from seglab.engine.sampler import EpochBatchSampler
+from seglab.engine.sinks import run_folder_sinks
+from seglab.engine.trainer import Trainer
+from seglab.models import build_model, model_arguments
+from seglab.prompt.click_backend import ClickBackend, load
+from seglab.prompt.predictor import Predictor
+from seglab.tasks.prompt.evaluate import combined, evaluate_split, format_table
+from seglab.tasks.prompt.simulate import prompt_batch_loss
+from seglab.tasks.training import open_run_folder, resume_checkpoint, resume_note, start_state
+
+RESIZE = "longer_side_square"  # longer side to `size`, padded bottom / right to size x size (SAM's frame)
+# metric -> sign (higher is better); the first picks best.pt by default
+SELECTION_METRICS = {"noc_90": -1.0, "noc_85": -1.0, "miou_at_1": 1.0, "miou_at_3": 1.0, "miou_at_5": 1.0}
+ROW = {"val_noc_85": "noc_85", "val_noc_90": "noc_90", "val_miou_at_1": "miou_at_1", "val_miou_at_3": "miou_at_3"}
+OBJECT_CLASSES = ClassTable(["object"], [(220, 60, 60)])
+UNSET = (None, "")
+
+
+def training_size(cfg: Config) -> int:
+    height, width = as_hw(cfg.imgsz)
+    if height != width:
+        raise ConfigError(f"imgsz={cfg.imgsz!r}: prompt models take square inputs (longer side resized, padded); "
+                          "give one number, e.g. imgsz=512")
+    return height
+
+
+def object_splits(cfg: Config, split: str, seed: int | None = None, val_fraction: float | None = None) -> list:
+    fmt = cfg.dataset if cfg.dataset != "auto" else "auto"
+    return [open_object_split(root, split, seed=cfg.seed if seed is None else seed,
+                              val_fraction=cfg.val_fraction if val_fraction is None else val_fraction,
+                              skip_bad=cfg.skip_bad, fmt=fmt) for root in dataset_roots(cfg.data)]
+
+
+def check_metric(cfg: Config) -> str:
+    metric = cfg.metric or next(iter(SELECTION_METRICS))
+    if metric not in SELECTION_METRICS:
+        raise ConfigError(f"metric={cfg.metric!r}: prompt training selects best.pt by one of {', '.join(SELECTION_METRICS)}")
+    return metric
+
+
+def training_validator(val_splits: list, size: int, preprocess: dict, device, max_clicks: int, per_image: int):
+    """`validate(model)`: the click benchmark of the in-memory model through a Predictor."""
+
+    def validate(model: torch.nn.Module) -> dict:
+        was_training = model.training
+        try:
+            backend = ClickBackend(model, size, preprocess["mean"], preprocess["std"], device)
+            predictor = Predictor(backend)
+            results = [evaluate_split(predictor, split, max_clicks, per_image) for split in val_splits]
+        finally:
+            model.train(was_training)
+        metrics = combined(results)
+        return {"dataset": metrics, "loss": None, "row": {column: metrics[key] for column, key in ROW.items()}}
+
+    return validate
+
+
+def train(cfg: Config) -> Path:
+    cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
+    cfg = dataclasses.replace(cfg, metric=check_metric(cfg))
+    group, device_name = distributed.init(cfg.device)
+    try:
+        return _train(cfg, ckpt, resumed_dir, group, device_name)
+    finally:
+        distributed.shutdown(group)
+
+
+def _train(cfg: Config, ckpt, resumed_dir, group, device_name: str) -> Path:
+    seed_everything(cfg.seed, cfg.deterministic)
+    runtime = Runtime.from_config(device_name, cfg.precision, cfg.channels_last)
+    size = training_size(cfg)
+    train_splits, val_splits = object_splits(cfg, "train"), object_splits(cfg, "val")
+    options = {k: v for k, v in cfg.to_dict().items() if v not in UNSET}
+    args = model_arguments(cfg.model, 1, options)
+    model = runtime.prepare_model(build_model(cfg.model, args))
+    if size % model.multiple:
+        raise ConfigError(f"imgsz={size}: {cfg.model} needs a multiple of {model.multiple}")
+    preprocess = {"mean": list(model.normalization["mean"]), "std": list(model.normalization["std"]),
+                  "resize": RESIZE, "size": size}
+    meta = {"task": "prompt", "arch": {"name": cfg.model, "args": args}, "classes": OBJECT_CLASSES,
+            "preprocess": preprocess, "config": cfg.to_dict()}
+    train_set = ObjectDataset(train_splits, size, augment=cfg.augment)
+    sampler = EpochBatchSampler(len(train_set), cfg.batch, cfg.seed, group.rank, group.world_size)
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
+                        persistent_workers=cfg.workers > 0)
+    optimizer = build_optimizer(model, cfg)
+    ema = ModelEMA(model, cfg.ema) if cfg.ema > 0 else None
+    if group.active:
+        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    steps_per_epoch = -(-len(sampler) // max(1, cfg.accumulate))
+    trainer = Trainer(
+        model=model, loss_fn=None, optimizer=optimizer, schedule=ProgressSchedule(optimizer, cfg.schedule),
+        runtime=runtime, preprocess=preprocess, total_steps=cfg.epochs * steps_per_epoch,
+        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+        scaler=torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None,
+        ema=ema, clip_grad=cfg.clip_grad, accumulate=max(1, cfg.accumulate), batch_loss=prompt_batch_loss,
+    )
+    run_dir = open_run_folder(cfg, resumed_dir, group)
+    state = start_state(trainer, ckpt)
+    verbose = cfg.verbose and group.is_main
+    if verbose:
+        data = ", ".join(f"{s.root} ({s.format}, {len(s.images)} train images)" for s in train_splits)
+        print(f"seglab {seglab.__version__} train (prompt): {cfg.model} {args} on {data}; "
+              f"{sum(len(s.images) for s in val_splits)} val images; size {size}; {runtime.describe()}; "
+              f"seed {cfg.seed}; {resume_note(run_dir, state, ckpt is not None)}", flush=True)
+    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
+                      selection=dict(SELECTION_METRICS))
+    sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose, curve="val_noc_90") if group.is_main else []
+    validate = training_validator(val_splits, size, preprocess, runtime.device, cfg.max_clicks, cfg.objects_per_image)
+    state = fit(trainer, loader, sampler, validate, state, opts, OBJECT_CLASSES.names, group, sinks)
+    if group.is_main:
+        best = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
+        predictor = Predictor(load(best, device=str(runtime.device)))
+        results = [evaluate_split(predictor, split, cfg.max_clicks, cfg.objects_per_image) for split in val_splits]
+        history = {"epochs": len(state.history), "best_epoch": state.best_epoch, "train_seconds": state.elapsed}
+        write_json(run_dir / "metrics.json", {"split": "val", "inference": predictor.backend.name,
+                                              **combined(results), "datasets": results, **history})
+        if verbose:
+            print(f"\nbest.pt (epoch {state.best_epoch}) on val, at each image's own size:\n{format_table(results)}\n"
+                  f"trained {history['epochs']} epochs in {state.elapsed / 60:.1f} min\nrun folder: {run_dir.resolve()}")
+    distributed.barrier(group)
+    return run_dir
