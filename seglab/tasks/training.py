@@ -1,13 +1,20 @@
-"""What every task's `train` shares around the engine: resuming a run, its folder, its starting state."""
+"""What every task's `train` shares around the engine: resuming a run, its folder, its starting state,
+the loader and the Trainer."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
+import torch
+from torch.utils.data import DataLoader
+
 from seglab.config import Config, ConfigError
 from seglab.engine import distributed
 from seglab.engine.checkpoint import load_checkpoint
+from seglab.engine.ema import ModelEMA
+from seglab.engine.optim import ProgressSchedule, build_optimizer
+from seglab.engine.sampler import EpochBatchSampler
 from seglab.engine.run_folder import new_run_dir, write_config
 from seglab.engine.trainer import Trainer, TrainState
 
@@ -50,3 +57,25 @@ def start_state(trainer: Trainer, ckpt: dict | None) -> TrainState:
 
 def resume_note(run_dir: Path, state: TrainState, resumed: bool) -> str:
     return f"resuming {run_dir} at epoch {state.epoch}, batch {state.batch}" if resumed else f"run folder {run_dir}"
+
+
+def loader_and_trainer(cfg: Config, model, train_set, collate, runtime, preprocess: dict, group, batch_loss):
+    """The task-independent training set-up: the seeded epoch sampler and its DataLoader, the optimizer and
+    schedule, EMA, DistributedDataParallel under torchrun, and the Trainer with the task's `batch_loss`."""
+    sampler = EpochBatchSampler(len(train_set), cfg.batch, cfg.seed, group.rank, group.world_size)
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
+                        persistent_workers=cfg.workers > 0)
+    optimizer = build_optimizer(model, cfg)
+    ema = ModelEMA(model, cfg.ema) if cfg.ema > 0 else None
+    if group.active:
+        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    steps_per_epoch = -(-len(sampler) // max(1, cfg.accumulate))
+    trainer = Trainer(
+        model=model, loss_fn=None, optimizer=optimizer, schedule=ProgressSchedule(optimizer, cfg.schedule),
+        runtime=runtime, preprocess=preprocess, total_steps=cfg.epochs * steps_per_epoch,
+        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+        scaler=torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None,
+        ema=ema, clip_grad=cfg.clip_grad, accumulate=max(1, cfg.accumulate), batch_loss=batch_loss,
+    )
+    return sampler, loader, trainer

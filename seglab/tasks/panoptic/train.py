@@ -11,23 +11,17 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import torch
-from torch.utils.data import DataLoader
-
 import seglab
 from seglab.config import Config, ConfigError, parse_time
 from seglab.data import write_skipped
 from seglab.data.panoptic import PanopticDataset, collate
 from seglab.engine import distributed
 from seglab.engine.device import Runtime
-from seglab.engine.ema import ModelEMA
 from seglab.engine.loop import FitOptions, fit
-from seglab.engine.optim import ProgressSchedule, build_optimizer
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import write_json
-from seglab.engine.sampler import EpochBatchSampler
 from seglab.engine.sinks import run_folder_sinks
-from seglab.engine.trainer import Trainer, TrainState
+from seglab.engine.trainer import TrainState
 from seglab.inference.instance import RESIZE
 from seglab.inference.panoptic import PanopticPredictor
 from seglab.models import build_model, model_arguments
@@ -44,6 +38,7 @@ from seglab.tasks.panoptic.predictors import is_direct_fusion, names_parts
 from seglab.tasks.panoptic.samples import write_samples
 from seglab.tasks.panoptic.splits import class_table, panoptic_split
 from seglab.tasks.training import (
+    loader_and_trainer,
     open_run_folder,
     resume_checkpoint,
     resume_note,
@@ -95,23 +90,8 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     augment = cfg.augment_preset if cfg.augment else "none"
     train_set = PanopticDataset(train_split, size, augment=augment, cache=cache, skip_bad=cfg.skip_bad).preload()
     val_set = PanopticDataset(val_split, size, cache=cache, skip_bad=cfg.skip_bad).preload()
-    sampler = EpochBatchSampler(len(train_set), cfg.batch, cfg.seed, group.rank, group.world_size)
-    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
-                        persistent_workers=cfg.workers > 0)
-    optimizer = build_optimizer(model, cfg)
-    ema = ModelEMA(model, cfg.ema) if cfg.ema > 0 else None
-    if group.active:
-        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    steps_per_epoch = -(-len(sampler) // max(1, cfg.accumulate))
-    trainer = Trainer(
-        model=model, loss_fn=None, optimizer=optimizer, schedule=ProgressSchedule(optimizer, cfg.schedule),
-        runtime=runtime, preprocess=preprocess, total_steps=cfg.epochs * steps_per_epoch,
-        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
-        scaler=torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None,
-        ema=ema, clip_grad=cfg.clip_grad, accumulate=max(1, cfg.accumulate),
-        batch_loss=batch_loss_for(train_split.is_thing),
-    )
+    sampler, loader, trainer = loader_and_trainer(cfg, model, train_set, collate, runtime, preprocess, group,
+                                                  batch_loss_for(train_split.is_thing))
     run_dir = open_run_folder(cfg, resumed_dir, group)  # everything is built and checked: only now
     if group.is_main:
         write_skipped(run_dir, train_set, val_set)

@@ -14,7 +14,6 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 import seglab
 from seglab.config import Config, ConfigError, parse_time
@@ -23,20 +22,16 @@ from seglab.data.size import as_hw
 from seglab.data.spec import ClassTable
 from seglab.engine import distributed
 from seglab.engine.device import Runtime
-from seglab.engine.ema import ModelEMA
 from seglab.engine.loop import FitOptions, fit
-from seglab.engine.optim import ProgressSchedule, build_optimizer
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import write_json
-from seglab.engine.sampler import EpochBatchSampler
 from seglab.engine.sinks import run_folder_sinks
-from seglab.engine.trainer import Trainer
 from seglab.models import build_model, model_arguments
 from seglab.prompt.click_backend import ClickBackend, load
 from seglab.prompt.predictor import Predictor
 from seglab.tasks.prompt.evaluate import combined, evaluate_split, format_table
 from seglab.tasks.prompt.simulate import prompt_batch_loss
-from seglab.tasks.training import open_run_folder, resume_checkpoint, resume_note, start_state
+from seglab.tasks.training import loader_and_trainer, open_run_folder, resume_checkpoint, resume_note, start_state
 
 RESIZE = "longer_side_square"  # longer side to `size`, padded bottom / right to size x size (SAM's frame)
 # metric -> sign (higher is better); the first picks best.pt by default
@@ -110,22 +105,8 @@ def _train(cfg: Config, ckpt, resumed_dir, group, device_name: str) -> Path:
     meta = {"task": "prompt", "arch": {"name": cfg.model, "args": args}, "classes": OBJECT_CLASSES,
             "preprocess": preprocess, "config": cfg.to_dict()}
     train_set = ObjectDataset(train_splits, size, augment=cfg.augment)
-    sampler = EpochBatchSampler(len(train_set), cfg.batch, cfg.seed, group.rank, group.world_size)
-    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
-                        persistent_workers=cfg.workers > 0)
-    optimizer = build_optimizer(model, cfg)
-    ema = ModelEMA(model, cfg.ema) if cfg.ema > 0 else None
-    if group.active:
-        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    steps_per_epoch = -(-len(sampler) // max(1, cfg.accumulate))
-    trainer = Trainer(
-        model=model, loss_fn=None, optimizer=optimizer, schedule=ProgressSchedule(optimizer, cfg.schedule),
-        runtime=runtime, preprocess=preprocess, total_steps=cfg.epochs * steps_per_epoch,
-        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
-        scaler=torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None,
-        ema=ema, clip_grad=cfg.clip_grad, accumulate=max(1, cfg.accumulate), batch_loss=prompt_batch_loss,
-    )
+    sampler, loader, trainer = loader_and_trainer(cfg, model, train_set, collate, runtime, preprocess, group,
+                                                  prompt_batch_loss)
     run_dir = open_run_folder(cfg, resumed_dir, group)
     state = start_state(trainer, ckpt)
     verbose = cfg.verbose and group.is_main
