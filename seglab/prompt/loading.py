@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from seglab.prompt import sam2_official, sam_official
+from seglab.prompt import sam2_official, sam_finetuned, sam_official
 from seglab.prompt.files import PromptCheckpointError, read_checkpoint
 
 
@@ -29,6 +29,7 @@ BACKENDS: dict[str, Callable] = {
     "sam": sam_official.load,
     "sam2": sam2_official.load,
     "click": _load_click,
+    "sam_finetuned": sam_finetuned.load,  # `seglab train task=prompt model=sam` (seglab/prompt/sam_finetuned.py)
 }
 
 
@@ -40,7 +41,7 @@ def checkpoint_kind(path: str | Path, options: dict | None = None) -> str:
         if task != "prompt":
             raise PromptCheckpointError(f"{path}: a seglab {task!r} checkpoint, not a promptable one "
                                         f"(task 'prompt'); use seglab predict / val for it")
-        return "click"
+        return obj.get("backend", "click")  # a checkpoint may name its backend (a fine-tuned SAM does)
     state = obj.get("model", obj) if isinstance(obj, dict) else obj
     if isinstance(state, dict):
         for kind, module in (("sam2", sam2_official), ("sam", sam_official)):

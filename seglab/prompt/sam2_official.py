@@ -99,6 +99,8 @@ def load(path: str | Path, device: str = "auto", model_type: str | None = None, 
 class Sam2Backend:
     """PromptBackend over an official SAM2Base image model."""
 
+    video_propagator = "sam2_memory"  # seglab.video.Tracker follows objects with SAM 2's memory (seglab/video/)
+
     def __init__(self, model: torch.nn.Module, name: str, device: torch.device):
         self.model, self.name, self.device = model, name, torch.device(device)
         self.image_size = model.image_size
@@ -108,12 +110,14 @@ class Sam2Backend:
         x = torch.as_tensor(image, device=self.device).permute(2, 0, 1).float().div(255)
         x = TF.resize(x, [self.image_size, self.image_size], antialias=True)
         x = TF.normalize(x, MEAN, STD)[None]
-        _, feats, _, _ = self.model._prepare_backbone_features(self.model.forward_image(x))
+        _, feats, pos, sizes = self.model._prepare_backbone_features(self.model.forward_image(x))
+        backbone = (list(feats), pos[-1:], sizes)  # what SAM 2's video memory takes (seglab/video/sam2_memory.py)
         if self.model.directly_add_no_mem_embed:
             feats[-1] = feats[-1] + self.model.no_mem_embed
         maps = [f.permute(1, 2, 0).reshape(1, -1, *size) for f, size in zip(feats, self.feature_sizes)]
         size = image.shape[:2]
-        return ImageEmbedding({"image_embed": maps[-1], "high_res_feats": maps[:-1]}, size, (self.image_size,) * 2)
+        return ImageEmbedding({"image_embed": maps[-1], "high_res_feats": maps[:-1]}, size, (self.image_size,) * 2,
+                              extra={"backbone": backbone})
 
     def to_input(self, xy: torch.Tensor, embedding: ImageEmbedding) -> torch.Tensor:
         height, width = embedding.original_size

@@ -27,7 +27,8 @@ import torch
 from seglab.prompt.backend import MASK_THRESHOLD, PromptBackend
 from seglab.video.frames import FrameSource
 from seglab.video.prompts import Prompt
-from seglab.video.propagators import RepromptPropagator, Track
+from seglab.video.propagator_registry import propagator_for
+from seglab.video.propagators import Track
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrackingState:
     obj_ids: list[int] = field(default_factory=list)
     embedded: tuple[int, Any] | None = None  # (frame, embedding) of the last embedded frame
     memory: dict = field(default_factory=dict)  # the propagator's own per-clip state
+    reverse: bool = False  # the direction of the propagation under way (a propagator with memory reads it)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -60,8 +62,7 @@ class Tracker:
             raise TypeError(f"model must be a promptable backend (seglab.prompt) or a checkpoint path, "
                             f"got {type(model).__name__}")
         self.backend = model
-        make = getattr(model, "video_propagator", None)
-        self.propagator = make() if callable(make) else RepromptPropagator(model)
+        self.propagator = propagator_for(model)  # the model's `video_propagator`, else the re-prompt baseline
 
     # --- clips and prompts -------------------------------------------------------------------------
     def init_state(self, video: str | Path | FrameSource, cache: int = 8) -> TrackingState:
@@ -117,15 +118,18 @@ class Tracker:
         if not 0 <= start < n:
             raise ValueError(f"start={start}: the clip has frames 0..{n - 1}")
         order = range(start, -1, -1) if reverse else range(start, n)
+        state.reverse = reverse
+        keep_lost = getattr(self.propagator, "follows_lost_objects", False)  # SAM 2: a vanished object may return
         if max_frames is not None:
             order = order[: max(0, int(max_frames))]
         carried: dict[int, Track] = {}
-        if order and order[0] not in state.prompts:  # starting on an unprompted frame: from its stored results
+        if order:  # the objects not prompted on the first frame: from the frame before's stored results
             before = order[0] + (1 if reverse else -1)
-            carried = {o: Track(state.mask(before, o)) for o in state.obj_ids if state.mask(before, o).any()}
+            carried = {o: Track(state.mask(before, o)) for o in state.obj_ids
+                       if keep_lost and o in state.results.get(before, {}) or state.mask(before, o).any()}
         for frame in order:
             here = state.prompt_tracks.get(frame, {})
-            follow = {o: t for o, t in carried.items() if o not in here and t.mask.any()}
+            follow = {o: t for o, t in carried.items() if o not in here and (keep_lost or t.mask.any())}
             tracks = dict(here)
             if follow:
                 tracks.update(self.propagator.step(state, frame, follow, self._embedding(state, frame)))

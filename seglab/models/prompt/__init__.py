@@ -11,7 +11,9 @@ from __future__ import annotations
 from torch import nn
 
 from seglab.models.prompt.click_seg import ClickSeg
+from seglab.models.prompt.sam_decoder import SamDecoder
 
 PROMPT_MODELS: dict[str, type[nn.Module]] = {
     "click_seg": ClickSeg,
+    "sam": SamDecoder,  # official SAM's prompt encoder + mask decoder, fine-tuned (seglab/tasks/prompt/sam_finetune.py)
 }

@@ -7,6 +7,7 @@ seglab/prompt/; metrics: seglab/metrics/clicks.py (NoC@85/90, NoF, mIoU@k with R
 
 from seglab.models import DEFAULT_MODELS, PROMPT_MODELS
 from seglab.tasks.base import Task
+from seglab.tasks.prompt.export import export
 from seglab.tasks.prompt.predict import predict
 from seglab.tasks.prompt.train import SELECTION_METRICS, train
 from seglab.tasks.prompt.val import val
@@ -27,5 +28,5 @@ PROMPT = Task(
     formats={"objects": NoLayout()},
     selection_metrics=SELECTION_METRICS,
     default_model=DEFAULT_MODELS["prompt"],
-    modes={"train": train, "val": val, "predict": predict},
+    modes={"train": train, "val": val, "predict": predict, "export": export},
 )

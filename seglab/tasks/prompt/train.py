@@ -80,12 +80,22 @@ def training_validator(val_splits: list, size: int, preprocess: dict, device, ma
     return validate
 
 
+def _fine_tune_sam(*args) -> Path:
+    from seglab.tasks.prompt.sam_finetune import fit_sam  # builds on this module's helpers
+
+    return fit_sam(*args)
+
+
+# architectures trained by a loop of their own (official weights fine-tuned); every other one: the click model's
+OWN_LOOPS = {"sam": _fine_tune_sam}
+
+
 def train(cfg: Config) -> Path:
     cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
     cfg = dataclasses.replace(cfg, metric=check_metric(cfg))
     group, device_name = distributed.init(cfg.device)
     try:
-        return _train(cfg, ckpt, resumed_dir, group, device_name)
+        return OWN_LOOPS.get(cfg.model, _train)(cfg, ckpt, resumed_dir, group, device_name)
     finally:
         distributed.shutdown(group)
 
