@@ -11,7 +11,11 @@ import torch
 
 from seglab.config import make_config
 from seglab.data.io import read_image
-from seglab.engine.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint
+from seglab.engine.checkpoint import (
+    load_checkpoint,
+    make_checkpoint,
+    model_from_checkpoint,
+)
 from seglab.models import build_model, model_arguments
 from seglab.modes import MODES
 from seglab.prompt import Predictor
@@ -113,6 +117,7 @@ def test_predictor_over_the_onnx_files_gives_the_checkpoints_masks(exported):
         want_logits, want_scores, want_low = ours.predict(**prompt, return_logits=True)
         got_logits, got_scores, got_low = onnx.predict(**prompt, return_logits=True)
         np.testing.assert_allclose(got_low, want_low, atol=2e-4)
+        np.testing.assert_allclose(got_logits, want_logits, atol=2e-4)
         np.testing.assert_allclose(got_scores, want_scores, atol=2e-4)
         masks, _, _ = onnx.predict(**prompt)
         decided = np.abs(want_logits) > 1e-3  # pixels whose sign a rounding difference cannot flip

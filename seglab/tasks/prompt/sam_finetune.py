@@ -31,10 +31,26 @@ from seglab.prompt import sam_finetuned, sam_official
 from seglab.prompt.backend import LOW_RES
 from seglab.prompt.predictor import Predictor
 from seglab.tasks.prompt.evaluate import combined, evaluate_split, format_table
-from seglab.tasks.prompt.sam_embeddings import CachedEncoder, EmbeddedObjects, EmbeddingCache
+from seglab.tasks.prompt.sam_embeddings import (
+    CachedEncoder,
+    EmbeddedObjects,
+    EmbeddingCache,
+)
 from seglab.tasks.prompt.sam_loss import sam_batch_loss
-from seglab.tasks.prompt.train import OBJECT_CLASSES, RESIZE, ROW, SELECTION_METRICS, UNSET, object_splits
-from seglab.tasks.training import loader_and_trainer, open_run_folder, resume_note, start_state
+from seglab.tasks.prompt.train import (
+    OBJECT_CLASSES,
+    RESIZE,
+    ROW,
+    SELECTION_METRICS,
+    UNSET,
+    object_splits,
+)
+from seglab.tasks.training import (
+    loader_and_trainer,
+    open_run_folder,
+    resume_note,
+    start_state,
+)
 
 DECODER_PARTS = ("prompt_encoder.", "mask_decoder.")
 
