@@ -208,9 +208,9 @@ KEY_TABLE: list[Key] = [
     Key("objects_per_image", int, 0, "prompt: objects scored per image, spread over its objects (largest first); "
         "0 = all", ("train", "val"), check=at_least(0)),
     Key("sam_checkpoint", str, "", "prompt train model=sam: the official SAM / MobileSAM .pth whose mask decoder is "
-        "fine-tuned (image encoder frozen)", TRAIN, model_argument=True),
+        "fine-tuned (image encoder frozen)", ARCH, model_argument=True),
     Key("sam_type", str, "", "prompt train model=sam: the architecture of sam_checkpoint; \"\" = read from the "
-        "weights", TRAIN, choices=("", "vit_b", "vit_l", "vit_h", "vit_t"), model_argument=True),
+        "weights", ARCH, choices=("", "vit_b", "vit_l", "vit_h", "vit_t"), model_argument=True),
     Key("train_prompt_encoder", bool, False, "prompt train model=sam: fine-tune SAM's prompt encoder too (default: "
         "frozen, only the mask decoder trains)", TRAIN),
     Key("embedding_cache", str, "ram", "prompt train model=sam: where the frozen encoder's image embeddings are kept "
