@@ -3,33 +3,10 @@ file and annotation (seglab/data/instance/verify.py has the checks). Exit code 1
 
 from __future__ import annotations
 
-import time
-
 from seglab.config import Config
-from seglab.data import resolve_root
-from seglab.data.instance import INSTANCE_FORMATS, DataError, instance_format, verify_split
-
-MAX_LISTED = 100
+from seglab.data.instance import INSTANCE_FORMATS, instance_format, verify_split
+from seglab.tasks.verifying import verify_splits
 
 
 def verify(cfg: Config) -> int:
-    start = time.perf_counter()
-    root = resolve_root(cfg.data)
-    fmt = instance_format(root, cfg.dataset if cfg.dataset in INSTANCE_FORMATS else "auto")
-    print(f"seglab verify: {root} ({fmt}, instance segmentation)")
-    problems = 0
-    for name in INSTANCE_FORMATS[fmt].splits(root):
-        try:
-            split = INSTANCE_FORMATS[fmt].load_split(root, name, seed=cfg.seed, val_fraction=cfg.val_fraction,
-                                                     skip_bad=True)
-        except (DataError, ValueError) as e:
-            print(f"split {name}: cannot be listed: {e}")
-            problems += 1
-            continue
-        report = verify_split(split)
-        print(f"split {name}:")
-        for line in report.lines(MAX_LISTED):
-            print(f"  {line}")
-        problems += len(report.problems)
-    print(f"{'OK' if not problems else f'{problems} problem(s)'} in {time.perf_counter() - start:.1f} s")
-    return 1 if problems else 0
+    return verify_splits(cfg, INSTANCE_FORMATS, instance_format, verify_split, "instance", split_header=True)
