@@ -71,6 +71,11 @@ def assert_val_is_predict(tmp_path: Path, run: Path, data: Path, split_name: str
     for i, name in enumerate(split.classes):
         assert scores["per_class"][name]["tp"] == recounted["per_class"]["tp"][i]
         assert scores["per_class"][name]["fp"] == recounted["per_class"]["fp"][i]
+    instances = scores["things_as_instances"]  # thing segments as instances: void is not left out of the IoU, so TP <= PQ TP
+    if any(split.is_thing):
+        assert instances["num_images"] == len(split.items)
+        assert instances["matching"]["tp"][0] <= sum(scores["per_class"][n]["tp"] for n, t in
+                                                     zip(split.classes, split.is_thing) if t)
     return scores
 
 

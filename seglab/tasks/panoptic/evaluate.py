@@ -3,7 +3,9 @@
 - resolution="original" (`seglab val`, the final report): every image file goes through `predictor.predict`
   and is scored against its truth as stored, at the image's own size;
 - resolution="train" (training-time validation): the dataset's resized samples, scored at that size.
-PQ / SQ / RQ with panopticapi's rules (seglab/metrics/panoptic.py), overall, for things, for stuff, per class.
+PQ / SQ / RQ with panopticapi's rules (seglab/metrics/panoptic.py), overall, for things, for stuff, per class;
+at the original resolution also the thing segments scored as instances ("things_as_instances": mask AP,
+matching accuracy; seglab/tasks/panoptic/things_as_instances.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from seglab.data.panoptic.dataset import checked
 from seglab.engine.device import Runtime
 from seglab.inference.panoptic import PanopticPredictor
 from seglab.metrics.panoptic import PanopticEvaluator
+from seglab.tasks.panoptic.things_as_instances import ThingsAsInstances
 
 RESOLUTIONS = ("original", "train")
 # metric -> sign (higher is better), the first the default that picks best.pt (the models give losses only in training)
@@ -30,6 +33,7 @@ def evaluate(predictor, dataset: PanopticDataset, resolution: str = "original") 
         raise ValueError(f"resolution={resolution!r}: expected one of {', '.join(RESOLUTIONS)}")
     split = dataset.split
     evaluator = PanopticEvaluator(split.is_thing, split.classes)
+    as_instances = ThingsAsInstances(split.is_thing, split.classes) if resolution == "original" else None
     for index, item in enumerate(split.items):
         if resolution == "original":
             truth = checked(item.load()).as_target()
@@ -41,7 +45,12 @@ def evaluate(predictor, dataset: PanopticDataset, resolution: str = "original") 
             truth = {"segment_ids": target["segment_ids"].numpy(), "segments": target["segments"]}
             prediction = predictor.predict_view(image, tuple(image.shape[-2:]))
         evaluator.process(truth, prediction.evaluator_input())
-    return summary(evaluator.evaluate(), split.classes, split.is_thing, resolution)
+        if as_instances is not None:
+            as_instances.process(truth, prediction.evaluator_input())
+    result = summary(evaluator.evaluate(), split.classes, split.is_thing, resolution)
+    if as_instances is not None:
+        result["things_as_instances"] = as_instances.evaluate()
+    return result
 
 
 def summary(result: dict, class_names: list[str], is_thing: list[bool], resolution: str) -> dict:
@@ -79,5 +88,9 @@ def format_table(metrics: dict) -> str:
     for name, row in metrics["per_class"].items():
         lines.append(f"  {name[:14]:14s} {'thing' if row['isthing'] else 'stuff'}  PQ {cell(row['pq'])}  "
                      f"SQ {cell(row['sq'])}  RQ {cell(row['rq'])}  TP {row['tp']} FP {row['fp']} FN {row['fn']}")
+    instances = metrics.get("things_as_instances")
+    if instances:
+        lines.append(f"things as instances: mask AP {cell(instances['mask_ap'])}  AP50 {cell(instances['mask_ap50'])}  "
+                     f"matching accuracy @0.5 {cell(instances['match_accuracy_50'])}")
     lines.append(f"{metrics['num_images']} images")
     return "\n".join(lines)
