@@ -26,7 +26,7 @@ ALLOWED = {
     "benchmark": BASE | {"engine", "inference", "export"},
     "prompt": BASE | {"engine", "inference"},  # SamPredictor's API over promptable backends
     "tasks": BASE | {"config", "engine", "inference", "export", "benchmark", "prompt", "video"},
-    "serve": BASE | {"config", "engine", "inference", "prompt"},  # the annotation page, above the tasks
+    "serve": BASE | {"config", "engine", "inference", "prompt", "video", "tasks"},  # the annotation page, above the tasks
     "video": BASE | {"engine", "inference", "prompt"},  # the Tracker, over promptable backends
     "modes": BASE | {"config", "engine", "inference", "export", "benchmark", "tasks", "serve"},
     "cli": {"config", "modes", "data", "engine", "models", "tasks"},

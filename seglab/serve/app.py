@@ -35,6 +35,7 @@ from seglab.serve.masks import data_url, overlay_rgba, png_bytes, rle
 from seglab.serve.saving import save_annotation
 from seglab.serve.session import Session, SessionStore
 from seglab.serve.uploads import UploadError, check_size, decode_image
+from seglab.serve.video_routes import video_router
 
 STATIC = Path(__file__).resolve().parent / "static"
 MULTIPART_SLACK = 64 * 1024  # bytes of multipart framing allowed on top of the file itself
@@ -46,6 +47,7 @@ class ServeOptions:
     source: Path | None = None
     max_upload_mb: float = 20.0
     max_sessions: int = 8
+    max_video_frames: int = 300  # the video view's frame cap (seglab/serve/video_session.py)
 
     @property
     def max_bytes(self) -> int:
@@ -210,5 +212,6 @@ def create_app(engine, options: ServeOptions) -> FastAPI:
             written = save_annotation(options.out, session.name, session.image, masks)
             return {**state(session, engine), "saved": written}
 
+    app.include_router(video_router(engine, options))  # the video view: seglab/serve/video_routes.py
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

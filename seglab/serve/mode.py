@@ -44,7 +44,7 @@ def build(cfg: Config, model=None):
         raise FileNotFoundError(f"source={cfg.source}: not a folder (serve picks images from a folder)")
     engine = load_engine(model if model is not None else cfg.model, cfg.device, cfg.task)
     options = ServeOptions(out=Path(cfg.out).expanduser() if cfg.out else DEFAULT_OUT, source=source,
-                           max_upload_mb=cfg.max_upload_mb)
+                           max_upload_mb=cfg.max_upload_mb, max_video_frames=cfg.max_video_frames)
     return create_app(engine, options), options
 
 
