@@ -41,10 +41,11 @@ def outlines(ids: np.ndarray) -> np.ndarray:
 
 
 def instance_overlay(image: np.ndarray, prediction: InstancePrediction, class_names: list[str],
-                     alpha: float = 0.45, text: bool = True) -> np.ndarray:
-    """RGB [H, W, 3]: the image with each instance filled, outlined and (text) labelled 'class score'."""
+                     alpha: float = 0.45, text: bool = True, colors: np.ndarray | None = None) -> np.ndarray:
+    """RGB [H, W, 3]: the image with each instance filled, outlined and (text) labelled 'class score';
+    `colors` uint8 [M, 3] per instance (default: instance_colors, by id)."""
     ids = prediction.ids
-    palette = np.concatenate([np.zeros((1, 3), np.uint8), instance_colors(len(prediction))])
+    palette = np.concatenate([np.zeros((1, 3), np.uint8), instance_colors(len(prediction)) if colors is None else colors])
     colour = palette[ids].astype(np.float32)
     inside = ids > 0
     out = image.astype(np.float32)

@@ -55,7 +55,7 @@ def predict(cfg: Config) -> Path:
     (out / "predictions.json").write_text(json.dumps(results))
     for path in sources.videos:
         try:
-            frames += predict_instance_video(predictor, path, out, cfg.save_frames)
+            frames += predict_instance_video(predictor, path, out, cfg.save_frames, cfg.smooth)
             done += 1
         except DataError as e:
             message = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"

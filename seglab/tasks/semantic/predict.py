@@ -91,7 +91,7 @@ def predict(cfg: Config) -> Path:
     frames = 0
     for path in sources.videos:
         try:
-            frames += predict_video(predictor, path, out, cfg.save_frames, cfg.save_probs)
+            frames += predict_video(predictor, path, out, cfg.save_frames, cfg.save_probs, cfg.smooth)
             run.done += 1
         except DataError as e:
             run.fail(str(e) if str(e).startswith(str(path)) else f"{path}: {e}")
