@@ -20,8 +20,9 @@ def present_values(spec: SplitSpec, enough: int = 2) -> np.ndarray:
     Stops as soon as `enough` distinct classes have been seen."""
     present = np.zeros(256, dtype=bool)
     num_classes = spec.classes.num_classes
-    for _, mask in spec.pairs:
-        labels = spec.lut[mask_values(mask, spec.mask_colors)]
+    for image, mask in spec.pairs:
+        values = np.unique(spec.read_mask(image, mask)) if spec.read_mask else mask_values(mask, spec.mask_colors)
+        labels = spec.lut[values]
         present[labels[labels >= 0]] = True  # invalid values are reported when the pair is loaded
         if present[:num_classes].sum() >= enough:
             break

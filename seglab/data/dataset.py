@@ -47,7 +47,8 @@ def load_image(path, size) -> np.ndarray:
 def load_mask(spec: SplitSpec, index: int) -> np.ndarray:
     """Class ids of pair `index` at its image's own size (uint8 [H, W]); checks values and size."""
     image_path, mask_path = spec.pairs[index]
-    labels = map_labels(read_mask(mask_path, spec.mask_colors), spec.lut, mask_path, spec.classes.ignore_index)
+    raw = spec.read_mask(image_path, mask_path) if spec.read_mask else read_mask(mask_path, spec.mask_colors)
+    labels = map_labels(raw, spec.lut, mask_path, spec.classes.ignore_index)
     width, height = image_size(image_path)
     if labels.shape != (height, width):
         orientation = exif_orientation(image_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -40,6 +41,9 @@ class SplitSpec:
     mask_colors: dict | None = None  # colour masks (RGB): {(r, g, b): raw value}; None = masks hold values
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # skip_bad=true: (file, reason) left out
     notes: list[str] = field(default_factory=list)  # one-line facts train and verify print (how masks were read)
+    # (image, mask) -> raw values uint8 [H, W] for formats whose masks are not label images (instance layouts,
+    # seglab/data/semantic_from_instance.py); None = seglab.data.io.read_mask(mask, mask_colors)
+    read_mask: Callable[[Path, Path], np.ndarray] | None = None
 
 
 def keep_going(skip_bad: bool, skipped: list, path: Path, reason: str) -> None:

@@ -1,6 +1,6 @@
 """Semantic segmentation: a class per pixel. The mode implementations of this task live beside this file."""
 
-from seglab.data import FORMATS
+from seglab.data import OWN_FORMATS
 from seglab.engine.trainer import SELECTION_METRICS
 from seglab.models import DEFAULT_MODELS, MODELS
 from seglab.tasks.base import Task
@@ -15,7 +15,7 @@ SEMANTIC = Task(
     name="semantic",
     summary="a class per pixel (U-Net, DeepLabV3+, SegFormer, ...); mIoU, Dice, Boundary F1",
     models=MODELS,
-    formats=FORMATS,
+    formats=OWN_FORMATS,  # the instance layouts are read with task=semantic only (they name the instance task)
     selection_metrics=SELECTION_METRICS,
     default_model=DEFAULT_MODELS["semantic"],
     modes={"train": train, "val": val, "predict": predict, "export": export, "benchmark": benchmark,
