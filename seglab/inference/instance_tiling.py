@@ -147,19 +147,32 @@ def same_object(a: Piece, b: Piece, shared: Box, threshold: float) -> bool:
     return inter > threshold * min(sizes)
 
 
+def scaled_view(crop: np.ndarray, scale: float) -> torch.Tensor:
+    """A crop uint8 [h, w, 3] -> the model's view uint8 [3, h', w'] at `scale` (bilinear when not 1)."""
+    if scale != 1.0:
+        height, width = crop.shape[:2]
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        crop = np.asarray(Image.fromarray(crop).resize(size, Image.BILINEAR))
+    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+
+
+def is_cut(box: Box, window: Box, image_size: tuple[int, int], margin: int) -> bool:
+    """Does `box` come within `margin` pixels of an inner edge of its tile `window` (one not the image's own)?"""
+    ty0, tx0, ty1, tx1 = window
+    inner = (ty0 > 0, tx0 > 0, ty1 < image_size[0], tx1 < image_size[1])  # top, left, bottom, right
+    gaps = (box[0] - ty0, box[1] - tx0, ty1 - box[2], tx1 - box[3])
+    return any(edge and gap < margin for edge, gap in zip(inner, gaps))
+
+
 def tile_pieces(crop: np.ndarray, window: Box, index: int, image_size: tuple[int, int], detect: Callable,
                 scale: float, margin: int, stats: TilingStats) -> list[Piece]:
     """The detections of one tile (crop uint8 [h, w, 3] of `window`) as pieces in image pixels."""
     height, width = crop.shape[:2]
-    if scale != 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        crop = np.asarray(Image.fromarray(crop).resize(size, Image.BILINEAR))
-    found = detect(torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))))
+    found = detect(scaled_view(crop, scale))
     probs = found["probs"]
     stats.peak_detection_bytes = max(stats.peak_detection_bytes, probs.nbytes)
     rows, cols = interpolation_matrix(height, probs.shape[1]), interpolation_matrix(width, probs.shape[2])
-    ty0, tx0, ty1, tx1 = window
-    inner = (ty0 > 0, tx0 > 0, ty1 < image_size[0], tx1 < image_size[1])  # top, left, bottom, right
+    ty0, tx0 = window[:2]
     pieces = []
     for prob, score, label in zip(probs, found["scores"], found["labels"]):
         block, rs, cs = resize_rows_cols(prob, rows, cols)
@@ -169,8 +182,7 @@ def tile_pieces(crop: np.ndarray, window: Box, index: int, image_size: tuple[int
         mask = block[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
         y0, x0 = ty0 + rs.start + ys[0], tx0 + cs.start + xs[0]
         box = (int(y0), int(x0), int(y0 + mask.shape[0]), int(x0 + mask.shape[1]))
-        gaps = (box[0] - ty0, box[1] - tx0, ty1 - box[2], tx1 - box[3])
-        cut = any(edge and gap < margin for edge, gap in zip(inner, gaps))
+        cut = is_cut(box, window, image_size, margin)
         pieces.append(Piece(box, np.ascontiguousarray(mask), float(score), int(label), index, cut))
         stats.piece_bytes += mask.nbytes
     return pieces
@@ -216,24 +228,43 @@ def merge(pieces: list[Piece], tiles: list[Box], threshold: float = MATCH) -> li
     return objects
 
 
-def paint_objects(objects: list[Merged], size: tuple[int, int]) -> InstancePrediction:
-    """Best score first into one id map (as `paint`): a pixel goes to the best object covering it."""
-    ids = np.zeros(size, np.int32)
-    scores, labels = [], []
+def paint_into(ids: np.ndarray, objects: list[Merged]) -> list[Merged]:
+    """Best score first into `ids` (as `paint`): an object takes the pixels of its mask no better object took
+    (those <= 0: background, or codes of the caller's own), gets the id 1 + the objects painted before it, and
+    is dropped when left without pixels. Returns the painted objects, in id order."""
+    painted: list[Merged] = []
     for obj in sorted(objects, key=lambda o: -o.best.score):
         (y0, x0, y1, x1), mask = obj.box_and_mask()
         target = ids[y0:y1, x0:x1]
-        free = mask & (target == 0)
+        free = mask & (target <= 0)
         if free.any():
-            scores.append(obj.best.score)
-            labels.append(obj.best.label)
-            target[free] = len(scores)
-    return InstancePrediction(ids, np.asarray(scores, np.float32), np.asarray(labels, np.int64))
+            painted.append(obj)
+            target[free] = len(painted)
+    return painted
+
+
+def paint_objects(objects: list[Merged], size: tuple[int, int]) -> InstancePrediction:
+    """Best score first into one id map (as `paint`): a pixel goes to the best object covering it."""
+    ids = np.zeros(size, np.int32)
+    painted = paint_into(ids, objects)
+    return InstancePrediction(ids, np.asarray([o.best.score for o in painted], np.float32),
+                              np.asarray([o.best.label for o in painted], np.int64))
 
 
 def native_image(image: str | Path | np.ndarray) -> np.ndarray:
     """RGB uint8 [H, W, 3] at the file's full resolution (as displayed: EXIF orientation applied)."""
     return image if isinstance(image, np.ndarray) else np.asarray(read_image(Path(image)))
+
+
+def tiled_image(image: str | Path | np.ndarray, tile: int, overlap: float, scale: float
+                ) -> tuple[np.ndarray, list[Box]]:
+    """(the image at native resolution, its tile windows in source pixels) for tiles of `tile` pixels at `scale`."""
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap={overlap}: expected a fraction in [0, 1)")
+    if tile < 1:
+        raise ValueError(f"tile={tile}: expected at least 1 pixel")
+    pixels = native_image(image)
+    return pixels, windows(pixels.shape[0], pixels.shape[1], max(1, round(tile / scale)), overlap)
 
 
 def predict_tiled(image: str | Path | np.ndarray, detect: Callable, tile: int, overlap: float, scale: float = 1.0,
@@ -243,14 +274,9 @@ def predict_tiled(image: str | Path | np.ndarray, detect: Callable, tile: int, o
 
     `detect` maps a uint8 view [3, h, w] to {"scores" [N], "labels" [N] 0-based, "probs" [N, h, w]}
     (InstancePredictor.detect); `tile` is in pixels at the scale `scale` (training pixels per source pixel)."""
-    if not 0 <= overlap < 1:
-        raise ValueError(f"overlap={overlap}: expected a fraction in [0, 1)")
-    if tile < 1:
-        raise ValueError(f"tile={tile}: expected at least 1 pixel")
     stats = stats if stats is not None else TilingStats()
-    pixels = native_image(image)
+    pixels, tiles = tiled_image(image, tile, overlap, scale)
     height, width = pixels.shape[:2]
-    tiles = windows(height, width, max(1, round(tile / scale)), overlap)
     stats.windows = tiles
     pieces: list[Piece] = []
     for index, window in enumerate(tiles):

@@ -8,6 +8,9 @@ training size):
 3. the padding cropped, the segment ids resized to the image's size by nearest neighbour (pixel centres,
    the rule the dataset resizes truth with), segments that vanish dropped, ids renumbered 1..S.
 The result (`PanopticPrediction`) is what predict writes (PNG + segments_info) and val scores.
+Large images (mode=tile, or mode=auto beyond auto_tile x the training size: `TileOptions.mode_for`) are predicted
+from overlapping tiles at native scale through the same `predict_view`, things merged across the seams, then
+`at_size` as above (seglab/inference/panoptic_tiling.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.data.io import image_size
 from seglab.data.panoptic import resize_ids
 from seglab.data.panoptic.spec import compact
 from seglab.data.spec import ClassTable
@@ -30,6 +34,8 @@ from seglab.engine.checkpoint import (
 )
 from seglab.engine.device import Runtime, normalize
 from seglab.inference.instance import RESIZE, instance_view
+from seglab.inference.instance_tiling import tile_scale
+from seglab.inference.panoptic_tiling import TileOptions, predict_tiled
 from seglab.metrics.panoptic import segments_info
 from seglab.models.source import require, resolve_model
 
@@ -78,10 +84,12 @@ def metadata_of(checkpoint: dict, where: str) -> tuple[ClassTable, list[bool], l
 
 class PanopticPredictor:
     """`model`: a checkpoint path or run folder, or an in-memory model with `metadata` = {task, classes, is_thing,
-    preprocess} (training-time validation; the caller puts it back in the mode it was in)."""
+    preprocess} (training-time validation; the caller puts it back in the mode it was in). `options`: whole image
+    or tiles (val / predict: `TileOptions.from_config`)."""
 
-    def __init__(self, model: str | Path | nn.Module, runtime: Runtime, metadata: dict | None = None):
-        self.runtime = runtime
+    def __init__(self, model: str | Path | nn.Module, runtime: Runtime, metadata: dict | None = None,
+                 options: TileOptions | None = None):
+        self.runtime, self.options = runtime, options or TileOptions()
         if isinstance(model, nn.Module):
             self.model, self.checkpoint, self.source = model, {"task": TASK, **(metadata or {})}, "in-memory model"
         else:
@@ -96,9 +104,11 @@ class PanopticPredictor:
                                   f"are trained with {RESIZE!r}")
         self.mean, self.std, self.size = preprocess["mean"], preprocess["std"], int(preprocess["size"])
         self.multiple = int(getattr(self.model, "multiple", 1))
+        self.scale = tile_scale(preprocess, self.source)  # tiles: training pixels per source pixel
 
     def describe(self) -> str:
-        return f"{self.checkpoint.get('arch', {}).get('name', 'model')}, longer side {self.size}, {self.runtime.describe()}"
+        return (f"{self.checkpoint.get('arch', {}).get('name', 'model')}, longer side {self.size}, "
+                f"{self.options.describe(self.size)}, {self.runtime.describe()}")
 
     @torch.no_grad()
     def predict_view(self, view: torch.Tensor, size: tuple[int, int]) -> PanopticPrediction:
@@ -114,5 +124,10 @@ class PanopticPredictor:
 
     def predict(self, image: str | Path | np.ndarray) -> PanopticPrediction:
         """An image file (decoded as in training) or an RGB array -> its prediction at its own size."""
+        height, width = image.shape[:2] if isinstance(image, np.ndarray) else image_size(Path(image))[::-1]
+        if self.options.mode_for(self.size, height, width) == "tile":
+            ids, segments, size = predict_tiled(image, self.predict_view, self.is_thing, self.options.tile or self.size,
+                                                self.options.overlap, self.scale)
+            return at_size(ids, segments, size)
         view, size = instance_view(image, self.size)
         return self.predict_view(view, size)

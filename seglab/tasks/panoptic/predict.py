@@ -1,7 +1,8 @@
 """`seglab predict` for a panoptic checkpoint (or a fusion: semantic_model= + instance_model=): per image a COCO panoptic PNG and an overlay, and
 one predictions.json in COCO panoptic format (seglab/inference/panoptic_outputs.py).
 
-Each image goes through the predictor's `predict` (the path `seglab val` scores). A file that cannot be used is
+Each image goes through the predictor's `predict` (the path `seglab val` scores; large images as tiles per `mode=`,
+seglab/inference/panoptic_tiling.py). A file that cannot be used is
 reported, skipped and listed in errors.txt; nothing predicted at all is an error (exit 1). Videos are skipped.
 """
 

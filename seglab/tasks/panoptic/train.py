@@ -2,7 +2,8 @@
 
 The run folder is the instance one (config.yaml, best.pt chosen on `metric` (default val PQ), last.pt,
 metrics.csv, curves.png, metrics.json, samples/); the checkpoint records task "panoptic", the classes, is_thing,
-the dataset's category ids and preprocess {mean, std, resize: longer_side, size: imgsz}.
+the dataset's category ids and preprocess {mean, std, resize: longer_side, size: imgsz, native_scale: training
+pixels per source pixel, the median over the training images (what tiled inference runs at)}.
 A fusion (semantic_model= + instance_model=) trains nothing: seglab/tasks/panoptic/fusion_run.py writes its run folder.
 """
 
@@ -23,9 +24,10 @@ from seglab.engine.run_folder import write_json
 from seglab.engine.sinks import run_folder_sinks
 from seglab.engine.trainer import TrainState
 from seglab.inference.instance import RESIZE
+from seglab.inference.instance_tiling import SCALE_KEY
 from seglab.inference.panoptic import PanopticPredictor
 from seglab.models import build_model, model_arguments
-from seglab.tasks.instance.train import UNSET, training_size
+from seglab.tasks.instance.train import UNSET, native_scale, training_size
 from seglab.tasks.panoptic.batch import batch_loss_for
 from seglab.tasks.panoptic.evaluate import (
     SELECTION_METRICS,
@@ -81,7 +83,7 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     args = {**model_arguments(cfg.model, classes.num_classes, options), "is_thing": list(train_split.is_thing)}
     model = runtime.prepare_model(build_model(cfg.model, args))
     preprocess = {"mean": list(model.normalization["mean"]), "std": list(model.normalization["std"]),
-                  "resize": RESIZE, "size": size}
+                  "resize": RESIZE, "size": size, SCALE_KEY: native_scale(train_split, size)}  # what tiling runs at
     meta = {"task": "panoptic", "arch": {"name": cfg.model, "args": args}, "classes": classes,
             "is_thing": list(train_split.is_thing), "category_ids": list(train_split.category_ids),
             "preprocess": preprocess, "config": cfg.to_dict()}
