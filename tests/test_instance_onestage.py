@@ -269,10 +269,12 @@ def test_channels_last_gives_the_same_outputs():
 @pytest.mark.parametrize("encoder", ["efficientnet_lite0", "resnet18"])
 def test_onnx_raw_outputs_match_onnxruntime(encoder, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from seglab.models.instance.onestage_export import OUTPUTS, export_raw_onnx
+    from seglab.export.raw_network import export_raw_onnx
 
     model = make(encoder, strides=[4, 8, 16, 32], score_threshold=0.0, max_detections=20).eval()
-    path = export_raw_onnx(model, tmp_path / "yolo_seg.onnx", input_size=(64, 64))
+    path = tmp_path / "yolo_seg.onnx"
+    OUTPUTS = ["logits", "boxes", "coefficients", "protos"]  # the names exported files have always had
+    assert export_raw_onnx(model, path, (64, 64)) == OUTPUTS
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == OUTPUTS
     for size in [(64, 64), (70, 101)]:  # the second is padded inside the graph

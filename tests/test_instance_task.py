@@ -152,10 +152,10 @@ def test_export_writes_the_yolo_seg_network_with_parity_and_refuses_mask_rcnn(ru
     pytest.importorskip("onnxruntime")
     from seglab.data.spec import ClassTable
     from seglab.engine.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint
+    from seglab.export.raw_network import raw_parity
     from seglab.models import build_model
     from seglab.models.source import resolve_model
     from seglab.modes.dispatch import file_task
-    from seglab.tasks.instance.export import raw_parity
 
     out = tmp_path / "yolo.onnx"
     assert main(["export", f"model={run / 'best.pt'}", f"out={out}"]) == 0

@@ -245,10 +245,12 @@ def test_encoders_build_train_and_predict(encoder, extra):
 
 def test_onnx_raw_outputs_match_onnxruntime(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from seglab.models.panoptic.bottomup_export import OUTPUTS, export_raw_onnx
+    from seglab.export.raw_network import export_raw_onnx
 
     model = make().eval()
-    path = export_raw_onnx(model, tmp_path / "panoptic_deeplab.onnx", input_size=(64, 64))
+    path = tmp_path / "panoptic_deeplab.onnx"
+    OUTPUTS = ["semantic", "heatmap", "offsets"]
+    assert export_raw_onnx(model, path, (64, 64)) == OUTPUTS
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == OUTPUTS
     for size in [(64, 64), (70, 101)]:  # the second is padded inside the graph

@@ -34,8 +34,9 @@ from seglab.data.io import image_size
 from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from seglab.engine.device import Runtime, normalize
-from seglab.inference.instance_onnx import OnnxInstanceModel, instance_metadata
+from seglab.inference.instance_onnx import instance_metadata
 from seglab.inference.predictor import MODES
+from seglab.inference.raw_onnx import OnnxRawModel
 from seglab.models import model_class
 from seglab.models.source import require, resolve_model
 
@@ -185,7 +186,7 @@ def checkpoint_model(path: Path, runtime: Runtime, options: InstanceOptions) -> 
 def onnx_model(path: Path, runtime: Runtime, options: InstanceOptions) -> tuple[nn.Module, dict]:
     """An exported network (onnxruntime, fp32) decoded by its architecture's postprocess with the options."""
     meta = with_options(instance_metadata(path), options)
-    return runtime.prepare_model(OnnxInstanceModel(path, meta["arch"], meta["outputs"])), meta
+    return runtime.prepare_model(OnnxRawModel(path, meta["arch"], meta["outputs"])), meta
 
 
 MODEL_LOADERS = {"checkpoint": checkpoint_model, "onnx": onnx_model}  # model= kind -> (model, metadata)

@@ -24,6 +24,7 @@ from seglab.models.segnet import SegNet
 from seglab.models.setr import SETRMLA, SETRPUP, SETRNaive
 from seglab.models.unet import UNet
 from seglab.models.unet_encoder import UNetEncoder
+from seglab.models.video import VIDEO_MODELS
 
 MODELS: dict[str, type[nn.Module]] = {
     "unet": UNet,
@@ -45,10 +46,10 @@ MODELS: dict[str, type[nn.Module]] = {
 # Every task's architecture registry, and the model `seglab train` builds when none is named.
 TASK_MODELS: dict[str, dict[str, type[nn.Module]]] = {"semantic": MODELS, "instance": INSTANCE_MODELS,
                                                       "panoptic": PANOPTIC_MODELS, "prompt": PROMPT_MODELS,
-                                                      "video": {}}  # video: promptable checkpoints
+                                                      "video": VIDEO_MODELS}
 
 DEFAULT_MODELS = {"semantic": "unet", "instance": "maskrcnn", "panoptic": "panoptic_deeplab",
-                  "prompt": "click_seg", "video": ""}  # "": a task with no architecture of its own
+                  "prompt": "click_seg", "video": "memory_tracker"}
 
 
 def model_task(name: str) -> str | None:

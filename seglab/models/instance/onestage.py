@@ -6,7 +6,7 @@
       -> mask of a detection = sigmoid(coefficients x prototypes), upsampled, cropped to its box.
 
 `forward_raw(x)` is the whole network (padding included) and returns plain tensors: it exports to
-ONNX with dynamic height and width (`onestage_export.export_raw_onnx`). Training targets and losses:
+ONNX with dynamic height and width (`seglab.export.raw_network.export_raw_onnx`). Training targets and losses:
 `onestage_loss`; decoding, NMS and mask assembly: `onestage_post`. Design notes: docs/instance_models.md.
 """
 
@@ -30,6 +30,7 @@ class OneStageSeg(nn.Module):
     """One-stage, anchor-free instance segmentation: per-location class + box + mask coefficients, shared prototypes."""
 
     default_encoder = "efficientnet_lite0"  # encoder="" means this (ImageNet weights: encoder_weights=imagenet)
+    raw_outputs = ("logits", "boxes", "coefficients", "protos")  # what forward_raw returns (the ONNX output names)
 
     def __init__(self, num_classes: int, encoder: str = "", encoder_weights: str = "",
                  in_channels: int = 3, strides: list[int] | None = None, proto_stride: int = 4, neck_width: int = 64,

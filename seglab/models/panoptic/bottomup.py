@@ -7,7 +7,7 @@
          nearest centre to (pixel + offset); class by majority vote; stuff = one segment per class.
 
 `forward_raw(x)` is the network alone (padding included, outputs at stride strides[0] of the padded input)
-and exports to ONNX with dynamic height and width (`bottomup_export.export_raw_onnx`). Targets and losses:
+and exports to ONNX with dynamic height and width (`seglab.export.raw_network.export_raw_onnx`). Targets and losses:
 `bottomup_loss`; grouping into the canonical panoptic form: `bottomup_post`. Design notes: docs/panoptic.md.
 """
 

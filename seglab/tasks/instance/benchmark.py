@@ -33,9 +33,9 @@ from seglab.engine.checkpoint import load_checkpoint, make_checkpoint, model_fro
 from seglab.engine.device import Runtime, pick_device, pick_precision
 from seglab.engine.run_folder import write_json
 from seglab.export.metadata import write_metadata
+from seglab.export.raw_network import export_raw_onnx
 from seglab.inference.instance import InstanceOptions, InstancePredictor, RESIZE
 from seglab.models import build_model, model_arguments
-from seglab.models.instance.onestage_export import export_raw_onnx
 from seglab.models.padding import pad_to_multiple
 from seglab.models.source import resolve_model
 from seglab.tasks.instance.export import onnx_metadata
@@ -73,8 +73,8 @@ def exported(checkpoint: Path, imgsz, folder: Path) -> Path | None:
     model = model_from_checkpoint(ckpt).float().eval()
     if not hasattr(model, "forward_raw"):
         return None
-    path = export_raw_onnx(model, folder / f"{checkpoint.stem}.onnx", as_hw(imgsz))
-    write_metadata(path, onnx_metadata(ckpt))
+    path = folder / f"{checkpoint.stem}.onnx"
+    write_metadata(path, onnx_metadata(ckpt, export_raw_onnx(model, path, as_hw(imgsz))))
     return path
 
 

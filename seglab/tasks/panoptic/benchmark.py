@@ -33,12 +33,12 @@ from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from seglab.engine.device import Runtime, pick_device, pick_precision
 from seglab.engine.run_folder import write_json
+from seglab.export.raw_network import export_raw_onnx
 from seglab.inference.backends import session_options
 from seglab.inference.instance import RESIZE
 from seglab.inference.panoptic import PanopticPredictor, at_size
 from seglab.models import build_model, model_arguments
 from seglab.models.source import resolve_model
-from seglab.tasks.panoptic.export import export_raw_onnx
 from seglab.tasks.panoptic.predictors import names_parts
 
 BACKENDS = ("eager", "channels_last", "fast", "onnxruntime")
