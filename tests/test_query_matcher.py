@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import masks_to_boxes
 
-from seglab.models.query.matcher import Points, cost_matrix, hungarian, sample_points, segment_boxes
+from seglab.models.query.matcher import (
+    BOX_POINTS,
+    Points,
+    cost_matrix,
+    hungarian,
+    matching_points,
+    sample_points,
+    segment_boxes,
+)
 
 WEIGHTS = {"class": 2.0, "mask": 5.0, "dice": 5.0}
 
@@ -94,10 +102,28 @@ def test_cost_matrix_equals_the_written_out_cost():
     masks = random_masks(4, size, seed=7)
     labels = torch.tensor([0, 2, 1, 2])
     valid = torch.rand(size, size) > 0.1
-    points = sample_points({"masks": masks, "valid": valid}, 40)
+    points = matching_points({"masks": masks, "valid": valid}, 40)
     class_logits, mask_logits = torch.randn(q, k + 1), torch.randn(q, size, size) * 3
     got = cost_matrix(class_logits, mask_logits, labels, points, (size, size), WEIGHTS)
-    torch.testing.assert_close(got, direct_cost(class_logits, mask_logits, labels, points), atol=1e-4, rtol=1e-4)
+    want = direct_cost(class_logits, mask_logits, labels, points.per_segment())
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_matching_points_are_shared_and_sample_every_segment():
+    masks = random_masks(5, 48, seed=9)
+    valid = torch.ones(48, 48, dtype=torch.bool)
+    valid[:4] = False
+    points = matching_points({"masks": masks, "valid": valid}, 32, torch.Generator().manual_seed(1))
+    assert points.xy.shape == (32 + 5 * BOX_POINTS, 2)
+    x, y = points.xy[:, 0], points.xy[:, 1]
+    assert torch.equal(points.values, masks[:, y, x].float())
+    assert torch.equal(points.weights, (y >= 4).float())
+    boxes = segment_boxes(masks)
+    for i in range(5):  # segment i's own points lie in its grown box
+        own = points.xy[32 + i * BOX_POINTS: 32 + (i + 1) * BOX_POINTS]
+        x0, y0, x1, y1 = boxes[i].tolist()
+        margin = max(2, (x1 - x0) // 4) + 1
+        assert (own[:, 0] >= x0 - margin).all() and (own[:, 0] <= x1 + margin).all()
 
 
 def test_matching_recovers_the_queries_that_predict_each_segment():
@@ -111,6 +137,6 @@ def test_matching_recovers_the_queries_that_predict_each_segment():
     for j, q in enumerate(order):
         class_logits[q, labels[j]], class_logits[q, k] = 4.0, -4.0
         mask_logits[q][masks[j]] = 6.0
-    points = sample_points({"masks": masks, "valid": torch.ones(size, size, dtype=torch.bool)}, 64)
+    points = matching_points({"masks": masks, "valid": torch.ones(size, size, dtype=torch.bool)}, 64)
     rows, cols = hungarian(cost_matrix(class_logits, mask_logits, labels, points, (size, size), WEIGHTS))
     assert dict(zip(cols.tolist(), rows.tolist())) == dict(enumerate(order))

@@ -6,8 +6,9 @@ queries are matched to the segments (seglab/models/query/matcher.py), then
            (that class down-weighted by `no_object_weight`, the weighted mean of torch's cross_entropy);
     mask:  BCE of each matched query's mask at its segment's points (weighted mean over the points);
     dice:  1 - Dice at those points;
-mask and dice are summed over the matched pairs of the batch and divided by their number. One set of
-points per image and step serves the matching and the loss of every layer. Computed in float32.
+mask and dice are summed over the matched pairs of the batch and divided by their number. One shared point
+set per image and step serves the matching of every layer, one set of points per segment its loss (both
+seglab/models/query/matcher.py). Computed in float32.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from seglab.models.query.matcher import cost_matrix, hungarian, mask_costs, pair_logits, sample_points
+from seglab.models.query.matcher import cost_matrix, hungarian, mask_costs, matching_points, pair_logits, sample_points
 
 
 def set_losses(predictions: list[tuple[torch.Tensor, torch.Tensor]], segments: list[dict], padded: tuple[int, int],
@@ -29,16 +30,17 @@ def set_losses(predictions: list[tuple[torch.Tensor, torch.Tensor]], segments: l
     class_weights = torch.ones(num_classes + 1, device=device)
     class_weights[-1] = options["no_object_weight"]
     points = [sample_points(s, options["points"]) for s in segments]
+    shared = [matching_points(s, options["points"]) for s in segments]
     num_masks = max(1, sum(len(s["labels"]) for s in segments))
     total = {name: torch.zeros((), device=device) for name in ("class", "mask", "dice")}
     for class_logits, mask_logits in predictions:
         target_classes = torch.full(class_logits.shape[:2], num_classes, dtype=torch.long, device=device)
         bce_sum = dice_sum = torch.zeros((), device=device)
-        for i, (segment, pts) in enumerate(zip(segments, points)):
+        for i, (segment, pts, match_pts) in enumerate(zip(segments, points, shared)):
             labels = segment["labels"]
             if not len(labels):
                 continue
-            queries, matched = hungarian(cost_matrix(class_logits[i], mask_logits[i], labels, pts, padded, weights))
+            queries, matched = hungarian(cost_matrix(class_logits[i], mask_logits[i], labels, match_pts, padded, weights))
             target_classes[i, queries] = labels[matched]
             bce, dice = mask_costs(pair_logits(mask_logits[i, queries], pts.xy[matched], padded), pts.take(matched))
             bce_sum, dice_sum = bce_sum + bce.sum(), dice_sum + dice.sum()
