@@ -83,14 +83,15 @@ KEY_TABLE: list[Key] = [
     Key("data", str, "", 'dataset root folder; "" or "sample" = the bundled Oxford-IIIT Pet sample (train); '
         "val defaults to the checkpoint's training data", DATA_MODES),
     Key("dataset", str, "auto", "dataset format; auto = detected from the folder layout", DATA_MODES,
-        choices=("auto", "pet", "camvid", "voc", "folder")),
+        choices=("auto", "pet", "camvid", "voc", "folder", "coco", "yolo", "penn_fudan", "per_object_png",
+                 "instance_folder")),
     Key("classes", str, "", "Oxford-IIIT Pet classes: trimap (pet, background, border; the default) | binary "
         "(background, pet; border ignored)", DATA_MODES, choices=("", "trimap", "binary"), formats=("pet",)),
     Key("split", str, "val", "the split `seglab val` scores (e.g. val, test, trainval)", VAL),
     Key("download", bool, False, "Oxford-IIIT Pet: fetch the official archives into `data` if missing", DATA_MODES,
         formats=("pet",)),
     Key("val_fraction", float, 0.2, "folder datasets without splits/ lists: held-out fraction for val (seeded)",
-        DATA_MODES, check=in_range(0, 1), formats=("folder",)),
+        DATA_MODES, check=in_range(0, 1), formats=("folder", "penn_fudan", "per_object_png", "instance_folder")),
     Key("voc_aug", bool, False, "Pascal VOC: train on train_aug (VOC train + SBD, minus VOC val)", DATA_MODES,
         formats=("voc",)),
     # --- model arguments: passed to the architecture when its constructor takes them ---
@@ -154,9 +155,9 @@ KEY_TABLE: list[Key] = [
     Key("ema", float, 0.0, "decay of an exponential moving average of the weights (e.g. 0.999); 0 = off", TRAIN,
         check=in_range(0, 1)),
     Key("metric", str, "", 'val metric that picks best.pt and drives early stopping; "" = the task\'s default '
-        "(semantic: miou; instance: mask_ap; panoptic: pq)", TRAIN,
+        "(semantic: miou; instance: mask_ap; panoptic: pq; video: j_and_f_mean)", TRAIN,
         choices=("", "miou", "pixel_accuracy", "mean_dice", "loss", "mask_ap", "mask_ap50", "matching_accuracy",
-                 "pq", "pq_things", "noc_90", "noc_85", "miou_at_1", "miou_at_3", "miou_at_5")),
+                 "pq", "pq_things", "noc_90", "noc_85", "miou_at_1", "miou_at_3", "miou_at_5", "j_and_f_mean")),
     Key("patience", int, 0, "early stopping: epochs without improvement of `metric`; 0 = off", TRAIN,
         check=at_least(0)),
     Key("save_every", int, 0, "also write last.pt every N batches (mid-epoch resume points); 0 = epoch ends only",
@@ -216,6 +217,11 @@ KEY_TABLE: list[Key] = [
     Key("embedding_cache", str, "ram", "prompt train model=sam: where the frozen encoder's image embeddings are kept "
         "(computed once per image): ram | disk (<run>/embeddings/, for datasets larger than memory)", TRAIN,
         choices=("ram", "disk")),
+    Key("init", str, "", "video train: the checkpoint whose weights start the memory tracker: a click model (task "
+        "prompt: its weights and architecture arguments start the tracker's click part) or a memory tracker (task "
+        "video); \"\" = the model's own initialisation", TRAIN),
+    Key("clip_frames", int, 3, "video train: frames per simulated training clip (the anchor, then frames tracked one "
+        "after the other)", TRAIN, check=at_least(2)),
     Key("prompts", str, "", "prompt predict: a JSON file mapping images to prompts ({points, labels, box}); track: a JSON list "
         "of {frame, obj_id, points + labels | box | mask} (seglab/tasks/video/prompts_file.py)", ("predict", "track")),
     Key("video_prompt", str, "mask", "video val: how each object is given on its first annotated frame: mask (DAVIS "
@@ -231,8 +237,9 @@ KEY_TABLE: list[Key] = [
                                                                "track")),
     # --- inference (val runs the same inference path as predict, so it takes the same keys) ---
     Key("mode", str, "auto", "auto (stretch; tile when the image's longer side > auto_tile x the training size; "
-        "crop-trained models always tile) | stretch | tile; instance models: stretch = the whole image at the "
-        "training size, tile = overlapping tiles at native scale, objects merged across the seams", INFER,
+        "crop-trained models always tile) | stretch | tile; instance and panoptic models: stretch = the whole image "
+        "at the training size, tile = overlapping tiles at native scale, objects merged across the seams (panoptic "
+        "stuff: the nearest tile's, one segment per class; a panoptic fusion refuses tile)", INFER,
         choices=("auto", "stretch", "tile")),
     Key("auto_tile", float, 8.0, "mode=auto: tile images whose longer side exceeds this many training sizes",
         INFER, check=above(0)),
@@ -247,6 +254,10 @@ KEY_TABLE: list[Key] = [
     Key("save_probs", bool, False, "also <name>_probs.npy, softmax probabilities float16 [C, H, W]", PREDICT),
     Key("save_frames", bool, False, "videos: also per-frame class-index PNGs (instance: id PNGs) in <name>_frames/",
         PREDICT),
+    Key("smooth", float, 0.0, "videos: temporal smoothing a, 0 = off; semantic: each pixel's class probabilities are "
+        "averaged over frames (a x previous + (1 - a) x this frame, labels = argmax); instance: a tracked object's "
+        "score is averaged so, and drawn when the average >= min_score (ids stay stable across frames either way)",
+        PREDICT, check=in_range(0, 1)),
     Key("compile", bool, False, "torch.compile with inductor freezing (compiles on first use)", PREDICT),
     Key("threads", int, 0, "CPU threads for torch and onnxruntime; 0 = torch's default", ("predict", "benchmark"),
         check=at_least(0)),
@@ -261,6 +272,8 @@ KEY_TABLE: list[Key] = [
     Key("port", int, 8000, "port of the page; 0 = a free one", SERVE, check=in_range(0, 65535, True)),
     Key("max_upload_mb", float, 20.0, "largest image file the page accepts, in MB (larger: HTTP 413)", SERVE,
         check=above(0)),
+    Key("max_video_frames", int, 300, "most frames a clip opened in the page's video view may have (more: HTTP 413)",
+        SERVE, check=at_least(1)),
 ]
 
 KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEY_TABLE}

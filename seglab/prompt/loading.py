@@ -19,6 +19,12 @@ from seglab.prompt import sam2_official, sam_finetuned, sam_official
 from seglab.prompt.files import PromptCheckpointError, read_checkpoint
 
 
+def _load_memory_tracker(path: Path, device: str = "auto", **options):
+    from seglab.prompt.memory_backend import load  # the click model with a memory (seglab/models/video/)
+
+    return load(path, device=device, **options)
+
+
 def _load_click(path: Path, device: str = "auto", **options):
     from seglab.prompt.click_backend import load  # seglab's own click model (seglab/prompt/click_backend.py)
 
@@ -30,7 +36,9 @@ BACKENDS: dict[str, Callable] = {
     "sam2": sam2_official.load,
     "click": _load_click,
     "sam_finetuned": sam_finetuned.load,  # `seglab train task=prompt model=sam` (seglab/prompt/sam_finetuned.py)
+    "video_memory": _load_memory_tracker,  # `seglab train task=video` (seglab/prompt/memory_backend.py)
 }
+PROMPTABLE_TASKS = ("prompt", "video")  # seglab checkpoints a backend loads (video: the memory tracker)
 
 
 def checkpoint_kind(path: str | Path, options: dict | None = None) -> str:
@@ -38,7 +46,7 @@ def checkpoint_kind(path: str | Path, options: dict | None = None) -> str:
     obj = read_checkpoint(path)
     if isinstance(obj, dict) and "arch" in obj and "model" in obj:  # a seglab checkpoint
         task = obj.get("task", "semantic")
-        if task != "prompt":
+        if task not in PROMPTABLE_TASKS:
             raise PromptCheckpointError(f"{path}: a seglab {task!r} checkpoint, not a promptable one "
                                         f"(task 'prompt'); use seglab predict / val for it")
         return obj.get("backend", "click")  # a checkpoint may name its backend (a fine-tuned SAM does)

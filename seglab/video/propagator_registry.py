@@ -6,10 +6,12 @@ baseline.
 """
 from __future__ import annotations
 
+from seglab.video.memory_propagator import MemoryPropagator
 from seglab.video.propagators import RepromptPropagator
 from seglab.video.sam2_memory import Sam2MemoryPropagator
 
-PROPAGATORS = {"reprompt": RepromptPropagator, "sam2_memory": Sam2MemoryPropagator}
+PROPAGATORS = {"reprompt": RepromptPropagator, "sam2_memory": Sam2MemoryPropagator,
+               "memory": MemoryPropagator}  # seglab's memory tracker (seglab/video/memory_propagator.py)
 
 
 def propagator_for(backend):

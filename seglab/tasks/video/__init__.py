@@ -9,14 +9,15 @@ from seglab.data.video import VIDEO_FORMATS
 from seglab.models import DEFAULT_MODELS, TASK_MODELS
 from seglab.tasks.base import Task
 from seglab.tasks.video.track import track
+from seglab.tasks.video.train import train
 from seglab.tasks.video.val import val
 
 VIDEO = Task(
     name="video",
     summary="prompt objects once, follow them through a clip (promptable checkpoints); DAVIS J&F",
-    models=TASK_MODELS["video"],  # none of its own: model= names a promptable checkpoint
+    models=TASK_MODELS["video"],  # memory_tracker (seglab's own); val / track also take any promptable checkpoint
     formats=VIDEO_FORMATS,
     selection_metrics={"j_and_f_mean": 1.0},
     default_model=DEFAULT_MODELS["video"],
-    modes={"val": val, "track": track},
+    modes={"val": val, "track": track, "train": train},
 )
