@@ -191,7 +191,14 @@ KEY_TABLE: list[Key] = [
     Key("samples", int, 6, "overlays written to <run>/samples", TRAIN, check=at_least(0)),
     Key("min_score", float, 0.5, "instance: instances drawn in predict's id PNG and overlay, and matched for "
         "matching accuracy (val, training), have at least this score; predictions.json and COCO AP keep every "
-        "detection down to score_threshold", ("train", "val", "predict"), check=in_range(0, 1, True)),
+        "detection down to score_threshold; val / predict: unset = the checkpoint's calibrated min_score when it "
+        "records one (calibrate_min_score), else 0.5", ("train", "val", "predict"), check=in_range(0, 1, True)),
+    Key("calibrate_min_score", bool, True, "instance train: at the end, choose min_score (0.05..0.95 in steps of "
+        "0.05) maximising matching accuracy at IoU 0.5 on up to 64 training images (seeded; one inference pass "
+        "each, at their own size) and record it in best.pt, for val / predict", TRAIN),
+    Key("calibrate", bool, False, "instance val: first (re)calibrate min_score of the checkpoint on its training "
+        "split, as calibrate_min_score does at the end of training, and record it in the checkpoint (atomically); "
+        "then score `split` with it", VAL),
     # --- panoptic fusion: a semantic checkpoint for stuff + an instance checkpoint for things (no model=) ---
     Key("semantic_model", str, "", "panoptic fusion (with instance_model=, no model=): the semantic checkpoint "
         "(.pt / run folder) giving the stuff", ("train", "val", "predict", "export", "benchmark")),

@@ -6,7 +6,8 @@ the training size, or overlapping tiles merged across the seams when the image i
 overlap / auto_tile, seglab/inference/instance_tiling.py). Videos go frame by frame through the same
 path into <name>_overlay.mp4 (and with save_frames=true per-frame id PNGs; seglab/inference/instance_video.py);
 predictions.json holds the images' detections only. A file that cannot be used is reported, skipped and
-listed in errors.txt; nothing predicted at all is an error (exit 1).
+listed in errors.txt; nothing predicted at all is an error (exit 1). Instances are drawn at min_score, by
+default the one calibrated on training images and recorded in the checkpoint (seglab/tasks/instance/calibrate.py).
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from seglab.inference.instance_outputs import NAMES, results_entries, write_inst
 from seglab.inference.instance_video import predict_instance_video
 from seglab.inference.sources import expand_source
 from seglab.models.source import resolve_model
+from seglab.tasks.instance.calibrate import use_recorded_min_score
 
 
 def predict(cfg: Config) -> Path:
     runtime = Runtime.from_config(cfg.device, cfg.precision, cfg.channels_last)
-    predictor = InstancePredictor(cfg.model, runtime, InstanceOptions.from_config(cfg, given_keys(cfg)))
+    given = given_keys(cfg)
+    predictor = InstancePredictor(cfg.model, runtime, InstanceOptions.from_config(cfg, given))
+    calibrated = use_recorded_min_score(predictor, given)  # the checkpoint's calibrated min_score unless given
     sources = expand_source(cfg.source)
     out = Path(cfg.out) if cfg.out else resolve_model(cfg.model).path.parent / "predict"
     out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +67,8 @@ def predict(cfg: Config) -> Path:
             print(f"skipped: {message}", file=sys.stderr)
     if cfg.verbose:
         videos = f", {frames} video frames" if sources.videos else ""
-        print(f"{predictor.describe()}\npredicted {done} of {len(sources)} inputs ({len(results)} detections{videos}) "
+        print(f"{predictor.describe()}" + (f" ({calibrated})" if calibrated else "")
+              + f"\npredicted {done} of {len(sources)} inputs ({len(results)} detections{videos}) "
               f"in {time.perf_counter() - start:.1f} s -> {out.resolve()}\n  ({NAMES}"
               f"{', <name>_overlay.mp4 per video' if sources.videos else ''})")
     if failed:

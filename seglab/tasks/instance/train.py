@@ -2,7 +2,9 @@
 
 The run folder is the semantic one (config.yaml, best.pt chosen on `metric` (default val mask AP),
 last.pt, metrics.csv, curves.png, metrics.json, samples/); the checkpoint records task "instance",
-the thing classes, and preprocess {mean, std, resize: longer_side, size: imgsz}.
+the thing classes, and preprocess {mean, std, resize: longer_side, size: imgsz}. With calibrate_min_score
+(default) best.pt then gets the min_score chosen on training images (seglab/tasks/instance/calibrate.py),
+which the final val scoring uses unless min_score= is given.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import statistics
 from pathlib import Path
 
 import seglab
-from seglab.config import Config, ConfigError, parse_time
+from seglab.config import Config, ConfigError, given_keys, parse_time
 from seglab.data import resolve_root, write_skipped
 from seglab.data.instance import INSTANCE_FORMATS, InstanceDataset, collate, open_instance_split
 from seglab.data.io import image_size
@@ -29,6 +31,7 @@ from seglab.inference.instance import RESIZE, InstanceOptions, InstancePredictor
 from seglab.inference.instance_tiling import SCALE_KEY
 from seglab.models import build_model, model_arguments
 from seglab.tasks.instance.batch import instance_batch_loss
+from seglab.tasks.instance.calibrate import calibrate_checkpoint, format_calibration, use_recorded_min_score
 from seglab.tasks.instance.evaluate import SELECTION_METRICS, evaluate, format_table, training_validator
 from seglab.tasks.instance.samples import write_samples
 from seglab.tasks.training import loader_and_trainer, open_run_folder, resume_checkpoint, resume_note, start_state
@@ -67,11 +70,12 @@ def check_metric(cfg: Config) -> str:
 
 def train(cfg: Config) -> Path:
     """Train per `cfg`; returns the run folder."""
+    given = given_keys(cfg)  # before the replacements below, which make a Config without them
     cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
     cfg = dataclasses.replace(cfg, metric=check_metric(cfg))
     group, device_name = distributed.init(cfg.device)
     try:
-        return _train(cfg, ckpt, resumed_dir, group, device_name)
+        return _train(cfg, ckpt, resumed_dir, group, device_name, given)
     finally:
         distributed.shutdown(group)
 
@@ -82,7 +86,7 @@ def native_scale(split, size: int) -> float:
 
 
 def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: distributed.Group,
-           device_name: str) -> Path:
+           device_name: str, given: frozenset) -> Path:
     seed_everything(cfg.seed, cfg.deterministic)
     runtime = Runtime.from_config(device_name, cfg.precision, cfg.channels_last)
     size = training_size(cfg)
@@ -123,23 +127,29 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     validate = training_validator(val_set, runtime, preprocess, classes, inference)
     state = fit(trainer, loader, sampler, validate, state, opts, classes.names, group, sinks)
     if group.is_main:
-        _final_report(cfg, run_dir, runtime, val_set, inference, state, verbose)
+        _final_report(cfg, run_dir, runtime, train_set, val_set, inference, state, verbose, given)
     distributed.barrier(group)
     return run_dir
 
 
-def _final_report(cfg: Config, run_dir: Path, runtime: Runtime, val_set: InstanceDataset, options: InstanceOptions,
-                  state: TrainState, verbose: bool) -> None:
-    """Score best.pt on val (at each image's own size by default); metrics.json, samples/, a summary."""
+def _final_report(cfg: Config, run_dir: Path, runtime: Runtime, train_set: InstanceDataset, val_set: InstanceDataset,
+                  options: InstanceOptions, state: TrainState, verbose: bool, given: frozenset) -> None:
+    """Calibrate min_score of best.pt on training images, score it on val (at each image's own size by
+    default); metrics.json, samples/, a summary."""
     best = run_dir / "best.pt"
     if not best.exists():  # no epoch had a defined selection metric (e.g. val without objects)
         best = run_dir / "last.pt"
     predictor = InstancePredictor(best, runtime, options)
+    calibration = calibrate_checkpoint(predictor, train_set.split, cfg.seed) if cfg.calibrate_min_score else None
+    use_recorded_min_score(predictor, given)
     result = evaluate(predictor, val_set, cfg.resolution)
     history = {"epochs": len(state.history), "best_epoch": state.best_epoch, "train_seconds": state.elapsed}
-    write_json(run_dir / "metrics.json", {"split": "val", "inference": predictor.describe(), **result, **history})
+    write_json(run_dir / "metrics.json", {"split": "val", "inference": predictor.describe(), **result, **history,
+                                          **({"calibration": calibration} if calibration else {})})
     write_samples(predictor, val_set.split, run_dir / "samples", cfg.samples)
     if verbose:
+        if calibration:
+            print("\n" + format_calibration(calibration))
         print(f"\nbest.pt (epoch {state.best_epoch}) on val at {cfg.resolution} resolution:")
         print(format_table(result))
         print(f"trained {history['epochs']} epochs in {state.elapsed / 60:.1f} min")
