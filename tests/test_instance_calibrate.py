@@ -202,3 +202,10 @@ def test_val_calibrate_true_recalibrates_the_checkpoint(run, tmp_path):
     assert calibration["image_names"] == torch.load(run / "best.pt", weights_only=True)["calibration"]["image_names"]
     assert result["matching"]["score_threshold"] == calibration["min_score"]
     assert sorted(p.name for p in model.parent.iterdir()) == ["best.pt"]
+
+
+def test_an_exported_onnx_file_keeps_the_calibration(run, tmp_path):
+    model = copy_of(run, tmp_path)
+    record(model, {**torch.load(model, weights_only=True)["calibration"], "min_score": 0.25})
+    assert main(["export", f"model={model}", "verbose=false"]) == 0
+    assert val_result(model.with_suffix(".onnx"), tmp_path / "onnx")["matching"]["score_threshold"] == 0.25

@@ -108,7 +108,8 @@ def network_metadata(ckpt: dict, names: list[str], after: str) -> dict:
     `arch` (seglab/inference/raw_onnx.py) and read the split from `config`. `after`: what runs on the outputs."""
     return {"seglab_version": seglab.__version__, "task": ckpt["task"], "arch": ckpt["arch"],
             "classes": ckpt["classes"], "category_ids": ckpt.get("category_ids"), "preprocess": ckpt["preprocess"],
-            "config": ckpt.get("config", {}), "outputs": names, "input": f"{INPUT}; raw outputs {after}"}
+            "config": ckpt.get("config", {}), "calibration": ckpt.get("calibration"), "outputs": names,
+            "input": f"{INPUT}; raw outputs {after}"}
 
 
 def export_size(ckpt: dict, model: nn.Module) -> int:
