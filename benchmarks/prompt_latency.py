@@ -13,24 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import time
 
 import numpy as np
 import torch
 
+from seglab.benchmark.timing import lscpu_summary
 from seglab.models.prompt import ClickSeg
 from seglab.prompt.click_backend import ClickBackend, load
 from seglab.prompt.predictor import Predictor
-
-
-def cpu_flags() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "lscpu not available"
-    keep = ("Model name", "CPU(s)", "Flags")
-    return "\n".join(line for line in out.splitlines() if line.split(":")[0].strip() in keep)
 
 
 def main() -> None:
@@ -42,7 +33,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(cpu_flags())
+    print(lscpu_summary())
     print(f"torch {torch.__version__}, {args.threads} threads, load average before {os.getloadavg()[0]:.2f}")
     if args.checkpoint:
         backend = load(args.checkpoint, device="cpu", size=args.size)

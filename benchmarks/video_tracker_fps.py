@@ -18,27 +18,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import time
 
 import numpy as np
 import torch
 from PIL import Image
 
+from seglab.benchmark.timing import lscpu_summary
 from seglab.models.video import MemoryTracker
 from seglab.prompt.click_backend import ClickBackend
 from seglab.prompt.memory_backend import MemoryBackend, load
 from seglab.video import FrameSource, Tracker
 from seglab.video.propagators import Track
-
-
-def cpu_flags() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "lscpu not available"
-    keep = ("Model name", "CPU(s)", "Flags")
-    return "\n".join(line for line in out.splitlines() if line.split(":")[0].strip() in keep)
 
 
 class SyntheticClip(FrameSource):
@@ -103,7 +94,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(cpu_flags())
+    print(lscpu_summary())
     print(f"torch {torch.__version__}, {args.threads} threads, load average before {os.getloadavg()[0]:.2f}")
     if args.checkpoint:
         memory = load(args.checkpoint, device="cpu")

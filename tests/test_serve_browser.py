@@ -10,9 +10,6 @@ depend on the model: the same page drives seglab's click model or SAM.
 from __future__ import annotations
 
 import io
-import shutil
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -21,14 +18,12 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome")
-                 if (path := shutil.which(name))), None)
+from serve_browser_harness import CHROMIUM, NO_CHROMIUM, browser_tab, served
 PET = Path(__file__).resolve().parents[2] / "shared" / "data" / "oxford-iiit-pet-subset"
 IMAGE, TRIMAP = PET / "images" / "Abyssinian_58.jpg", PET / "annotations" / "trimaps" / "Abyssinian_58.png"
 
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install -y chromium; "
-                                                "`make install-test` does it on Debian)"),
+    pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM),
     pytest.mark.skipif(not IMAGE.is_file(), reason=f"the shared Pet data is not at {PET}"),
 ]
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -36,37 +31,21 @@ uvicorn = pytest.importorskip("uvicorn", reason="seglab serve needs uvicorn (pip
 
 from seglab.serve.app import ServeOptions, create_app  # noqa: E402
 from seglab.serve.engines import load_engine  # noqa: E402
-from seglab.serve.mode import free_port  # noqa: E402
 from serve_flood_fill import FloodFillBackend  # noqa: E402
 
-TIMEOUT_MS = 30_000  # the machine may be busy; a click itself takes well under a second
 
 
 @pytest.fixture
 def server(tmp_path):
     """The page's URL; uvicorn runs in a thread and is stopped after the test."""
-    app = create_app(load_engine(FloodFillBackend(tolerance=45.0)), ServeOptions(out=tmp_path / "out"))
-    port = free_port("127.0.0.1")
-    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(load_engine(FloodFillBackend(tolerance=45.0)), ServeOptions(out=tmp_path / "out"))) as url:
+        yield url
 
 
 @pytest.fixture
 def page():
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        tab = browser.new_page(viewport={"width": 1000, "height": 800})
-        tab.set_default_timeout(TIMEOUT_MS)
+    with browser_tab() as tab:
         yield tab
-        browser.close()
 
 
 def pet_centre() -> tuple[int, int, np.ndarray]:

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import threading
-import time
 import urllib.request
 
 import numpy as np
 import pytest
 from PIL import Image
 
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome")
-                 if (path := shutil.which(name))), None)
+from serve_browser_harness import CHROMIUM, NO_CHROMIUM, browser_tab, served
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install -y chromium; "
-                                                         "`make install-test` does it on Debian)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 uvicorn = pytest.importorskip("uvicorn", reason="seglab serve needs uvicorn (pip install 'seglab[serve]')")
 pytest.importorskip("av", reason="videos need PyAV (pip install av)")
@@ -29,37 +24,21 @@ pytest.importorskip("av", reason="videos need PyAV (pip install av)")
 from seglab.serve.app import ServeOptions, create_app  # noqa: E402
 from seglab.serve.engines import load_engine  # noqa: E402
 from seglab.serve.masks import rle_decode  # noqa: E402
-from seglab.serve.mode import free_port  # noqa: E402
 from serve_video_fakes import SeedFillBackend, centre, iou, truth, write_clip  # noqa: E402
 
-TIMEOUT_MS = 30_000  # the machine may be busy
 
 
 @pytest.fixture
 def server(tmp_path):
     """The server's URL; uvicorn runs in a thread and is stopped after the test."""
-    app = create_app(load_engine(SeedFillBackend()), ServeOptions(out=tmp_path / "out"))
-    port = free_port("127.0.0.1")
-    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(load_engine(SeedFillBackend()), ServeOptions(out=tmp_path / "out"))) as url:
+        yield url
 
 
 @pytest.fixture
 def page():
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        tab = browser.new_page(viewport={"width": 1000, "height": 800})
-        tab.set_default_timeout(TIMEOUT_MS)
+    with browser_tab() as tab:
         yield tab
-        browser.close()
 
 
 def screen_point(page, x: float, y: float) -> tuple[float, float]:

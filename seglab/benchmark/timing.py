@@ -158,3 +158,15 @@ def machine() -> dict:
             "isa": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}),
             "native_bf16": cpu_has_fast_bf16(), "torch": torch.__version__, "onnxruntime": ort_version,
             "python": platform.python_version()}
+
+
+def lscpu_summary() -> str:
+    """lscpu's model name, CPU count and flags (what benchmark output prints so speeds can be compared)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "lscpu not available"
+    keep = ("Model name", "CPU(s)", "Flags")
+    return "\n".join(line for line in out.splitlines() if line.split(":")[0].strip() in keep)

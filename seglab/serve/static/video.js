@@ -19,24 +19,6 @@ function showMessage(text, isError = false) {
   $("message").className = isError ? "error" : "";
 }
 
-async function call(method, url, body) {
-  const options = { method };
-  if (body instanceof FormData) options.body = body;
-  else if (body !== undefined) {
-    options.body = JSON.stringify(body);
-    options.headers = { "Content-Type": "application/json" };
-  }
-  const response = await fetch(url, options);
-  let data = null;
-  try { data = await response.json(); } catch (_) { /* not JSON */ }
-  if (!response.ok) {
-    const detail = data && data.detail ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail))
-                                       : response.statusText;
-    throw new Error(`${detail} (HTTP ${response.status})`);
-  }
-  return data;
-}
-
 // Requests run one after another, in the order they were made; errors are shown in the page.
 function request(method, url, body) {
   const run = page.queue.then(() => call(method, url, body));
