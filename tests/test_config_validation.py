@@ -43,7 +43,7 @@ def test_metric_typo_fails_at_parse_listing_the_choices():
     "dropout=1", "output_stride=12", "warmup_epochs=-1", "momentum=2", "seed=-1", "val_fraction=1",
     "cache=sometimes", "device=gpu", "device=cuda:x", "precision=fp8", "schedule=linear", "optimizer=adam",
     "augment_preset=medium", "resolution=full", "mode=crop", "blend=max", "format=tflite", "norm=layer",
-    "upsample=nearest", "resize=pad", "task=panoptic_typo", "dataset=coco", "classes=four", "time=soon",
+    "upsample=nearest", "resize=pad", "task=panoptic_typo", "dataset=cityscapes", "classes=four", "time=soon",
     "loss=ce+dize", "class_weights=[1, x]", "decoder_channels=[8, 0]", "scales=[0]", "backends=eager,tpu",
     "encoder=resnet5", "imgsz=12x0",
 ])

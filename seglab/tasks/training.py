@@ -35,6 +35,18 @@ def resume_checkpoint(cfg: Config) -> tuple[Config, dict | None, Path | None]:
     return dataclasses.replace(resumed, resume="", verbose=cfg.verbose), ckpt, path.parent
 
 
+def run_training(cfg: Config, check_metric, loop) -> Path:
+    """The frame of an object task's train mode: resume (`resume=`), check `metric`, join the process group,
+    `loop(cfg, ckpt, resumed_dir, group, device_name)` -> the run folder, leave the group whatever happens."""
+    cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
+    cfg = dataclasses.replace(cfg, metric=check_metric(cfg))
+    group, device_name = distributed.init(cfg.device)
+    try:
+        return loop(cfg, ckpt, resumed_dir, group, device_name)
+    finally:
+        distributed.shutdown(group)
+
+
 def open_run_folder(cfg: Config, resumed_dir: Path | None, group: distributed.Group) -> Path:
     """The run folder (made by rank 0 only now that everything is built and checked; the resumed one
     when resuming) with the resolved config.yaml written into it."""

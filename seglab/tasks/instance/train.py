@@ -9,14 +9,18 @@ which the final val scoring uses unless min_score= is given.
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from pathlib import Path
 
 import seglab
 from seglab.config import Config, ConfigError, given_keys, parse_time
 from seglab.data import resolve_root, write_skipped
-from seglab.data.instance import INSTANCE_FORMATS, InstanceDataset, collate, open_instance_split
+from seglab.data.instance import (
+    INSTANCE_FORMATS,
+    InstanceDataset,
+    collate,
+    open_instance_split,
+)
 from seglab.data.io import image_size
 from seglab.data.size import as_hw
 from seglab.data.spec import ClassTable, default_colors
@@ -31,10 +35,25 @@ from seglab.inference.instance import RESIZE, InstanceOptions, InstancePredictor
 from seglab.inference.instance_tiling import SCALE_KEY
 from seglab.models import build_model, model_arguments
 from seglab.tasks.instance.batch import instance_batch_loss
-from seglab.tasks.instance.calibrate import calibrate_checkpoint, format_calibration, use_recorded_min_score
-from seglab.tasks.instance.evaluate import SELECTION_METRICS, evaluate, format_table, training_validator
+from seglab.tasks.instance.calibrate import (
+    calibrate_checkpoint,
+    format_calibration,
+    use_recorded_min_score,
+)
+from seglab.tasks.instance.evaluate import (
+    SELECTION_METRICS,
+    evaluate,
+    format_table,
+    training_validator,
+)
 from seglab.tasks.instance.samples import write_samples
-from seglab.tasks.training import loader_and_trainer, open_run_folder, resume_checkpoint, resume_note, start_state
+from seglab.tasks.training import (
+    loader_and_trainer,
+    open_run_folder,
+    resume_note,
+    run_training,
+    start_state,
+)
 
 UNSET = (None, "")  # a model-argument key left at "" / null: the constructor's own default applies
 
@@ -71,13 +90,7 @@ def check_metric(cfg: Config) -> str:
 def train(cfg: Config) -> Path:
     """Train per `cfg`; returns the run folder."""
     given = given_keys(cfg)  # before the replacements below, which make a Config without them
-    cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
-    cfg = dataclasses.replace(cfg, metric=check_metric(cfg))
-    group, device_name = distributed.init(cfg.device)
-    try:
-        return _train(cfg, ckpt, resumed_dir, group, device_name, given)
-    finally:
-        distributed.shutdown(group)
+    return run_training(cfg, check_metric, lambda *frame: _train(*frame, given))
 
 
 def native_scale(split, size: int) -> float:

@@ -9,7 +9,6 @@ A fusion (semantic_model= + instance_model=) trains nothing: seglab/tasks/panopt
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import seglab
@@ -42,8 +41,8 @@ from seglab.tasks.panoptic.splits import class_table, panoptic_split
 from seglab.tasks.training import (
     loader_and_trainer,
     open_run_folder,
-    resume_checkpoint,
     resume_note,
+    run_training,
     start_state,
 )
 
@@ -63,13 +62,7 @@ def train(cfg: Config) -> Path:
             raise ConfigError(f"model={cfg.model}: semantic_model= / instance_model= make a fusion, which has no "
                               "architecture; leave model= out")
         return assemble_fusion(cfg)
-    cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
-    cfg = dataclasses.replace(cfg, metric=check_metric(cfg))
-    group, device_name = distributed.init(cfg.device)
-    try:
-        return _train(cfg, ckpt, resumed_dir, group, device_name)
-    finally:
-        distributed.shutdown(group)
+    return run_training(cfg, check_metric, _train)
 
 
 def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: distributed.Group,

@@ -10,7 +10,6 @@ the selection sign is -1) measured through the same Predictor `seglab val` uses,
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -31,7 +30,13 @@ from seglab.prompt.click_backend import ClickBackend, load
 from seglab.prompt.predictor import Predictor
 from seglab.tasks.prompt.evaluate import combined, evaluate_split, format_table
 from seglab.tasks.prompt.simulate import prompt_batch_loss
-from seglab.tasks.training import loader_and_trainer, open_run_folder, resume_checkpoint, resume_note, start_state
+from seglab.tasks.training import (
+    loader_and_trainer,
+    open_run_folder,
+    resume_note,
+    run_training,
+    start_state,
+)
 
 RESIZE = "longer_side_square"  # longer side to `size`, padded bottom / right to size x size (SAM's frame)
 # metric -> sign (higher is better); the first picks best.pt by default
@@ -81,7 +86,9 @@ def training_validator(val_splits: list, size: int, preprocess: dict, device, ma
 
 
 def _fine_tune_sam(*args) -> Path:
-    from seglab.tasks.prompt.sam_finetune import fit_sam  # builds on this module's helpers
+    from seglab.tasks.prompt.sam_finetune import (
+        fit_sam,  # builds on this module's helpers
+    )
 
     return fit_sam(*args)
 
@@ -91,13 +98,7 @@ OWN_LOOPS = {"sam": _fine_tune_sam}
 
 
 def train(cfg: Config) -> Path:
-    cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
-    cfg = dataclasses.replace(cfg, metric=check_metric(cfg))
-    group, device_name = distributed.init(cfg.device)
-    try:
-        return OWN_LOOPS.get(cfg.model, _train)(cfg, ckpt, resumed_dir, group, device_name)
-    finally:
-        distributed.shutdown(group)
+    return run_training(cfg, check_metric, lambda cfg, *frame: OWN_LOOPS.get(cfg.model, _train)(cfg, *frame))
 
 
 def _train(cfg: Config, ckpt, resumed_dir, group, device_name: str) -> Path:

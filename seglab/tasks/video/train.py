@@ -13,7 +13,6 @@ backend "video_memory" and the click model's preprocess (so `Tracker(best.pt)` l
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import seglab
@@ -42,8 +41,8 @@ from seglab.tasks.prompt.train import (
 from seglab.tasks.training import (
     loader_and_trainer,
     open_run_folder,
-    resume_checkpoint,
     resume_note,
+    run_training,
     start_state,
 )
 from seglab.tasks.video.clip_loss import clip_batch_loss
@@ -99,13 +98,7 @@ def build_tracker(cfg: Config, init: dict | None):
 
 
 def train(cfg: Config) -> Path:
-    cfg, ckpt, resumed_dir = resume_checkpoint(cfg)
-    cfg = dataclasses.replace(cfg, metric=check_metric(cfg))
-    group, device_name = distributed.init(cfg.device)
-    try:
-        return _train(cfg, ckpt, resumed_dir, group, device_name)
-    finally:
-        distributed.shutdown(group)
+    return run_training(cfg, check_metric, _train)
 
 
 def _train(cfg: Config, ckpt, resumed_dir, group, device_name: str) -> Path:
