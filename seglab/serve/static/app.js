@@ -88,22 +88,12 @@ function drawPrompts(dragBox) {
     ctx.strokeStyle = "#1e90ff";
     ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
   }
-  for (const p of page.state.prompts.filter((q) => q.point)) {
-    ctx.beginPath();
-    ctx.arc(p.point[0], p.point[1], radius, 0, 2 * Math.PI);
-    ctx.fillStyle = p.label === 1 ? "#12b76a" : "#f04438";
-    ctx.fill();
-    ctx.strokeStyle = "#fff";
-    ctx.stroke();
-  }
+  for (const p of page.state.prompts.filter((q) => q.point)) drawPoint(ctx, p.point, p.label, radius);
 }
 
 // Screen position -> pixel of the image as the server has it.
 function imagePoint(event) {
-  const rect = $("image").getBoundingClientRect();
-  const x = (event.clientX - rect.left) * (page.state.width / rect.width);
-  const y = (event.clientY - rect.top) * (page.state.height / rect.height);
-  return [Math.min(Math.max(x, 0), page.state.width - 0.5), Math.min(Math.max(y, 0), page.state.height - 0.5)];
+  return pixelAt($("image"), event, page.state.width, page.state.height);
 }
 
 function setUpPointer() {

@@ -75,21 +75,13 @@ function drawPrompts() {
   const scale = canvas.width / Math.max(1, canvas.getBoundingClientRect().width || canvas.width);
   ctx.lineWidth = Math.max(1.5, 2 * scale);
   for (const p of page.state.prompts.filter((q) => q.frame === page.frame)) {
-    ctx.beginPath();
-    ctx.arc(p.point[0], p.point[1], Math.max(4, 6 * scale), 0, 2 * Math.PI);
-    ctx.fillStyle = p.label === 1 ? "#12b76a" : "#f04438";
-    ctx.fill();
-    ctx.strokeStyle = "#fff";
-    ctx.stroke();
+    drawPoint(ctx, p.point, p.label, Math.max(4, 6 * scale));
   }
 }
 
 // Screen position -> pixel of the frame as the server has it.
 function framePoint(event) {
-  const rect = $("frame").getBoundingClientRect();
-  const x = (event.clientX - rect.left) * (page.state.width / rect.width);
-  const y = (event.clientY - rect.top) * (page.state.height / rect.height);
-  return [Math.min(Math.max(x, 0), page.state.width - 0.5), Math.min(Math.max(y, 0), page.state.height - 0.5)];
+  return pixelAt($("frame"), event, page.state.width, page.state.height);
 }
 
 function setUpPointer() {
