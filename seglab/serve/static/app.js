@@ -186,12 +186,8 @@ function setUpControls() {
 async function start() {
   setUpControls();
   setUpPointer();
-  try {
-    page.info = await call("GET", "/api/info");
-  } catch (error) {
-    showMessage(error.message, true);
-    return;
-  }
+  page.info = await serverInfo(showMessage);
+  if (!page.info) return;
   const info = page.info;
   $("model").textContent = `${info.model} (${info.task}) · saves to ${info.out}/ · uploads up to ${info.max_upload_mb} MB`;
   if (!info.clicks) $("hint").textContent = "Open an image to see the model's prediction.";

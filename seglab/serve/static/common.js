@@ -38,3 +38,13 @@ function pixelAt(element, event, width, height) {
   const y = (event.clientY - rect.top) * (height / rect.height);
   return [Math.min(Math.max(x, 0), width - 0.5), Math.min(Math.max(y, 0), height - 0.5)];
 }
+
+// GET /api/info (the model, task, limits, output folder); null after showing the error with `show`.
+async function serverInfo(show) {
+  try {
+    return await call("GET", "/api/info");
+  } catch (error) {
+    show(error.message, true);
+    return null;
+  }
+}
