@@ -231,6 +231,9 @@ KEY_TABLE: list[Key] = [
         "after the other)", TRAIN, check=at_least(2)),
     Key("prompts", str, "", "prompt predict: a JSON file mapping images to prompts ({points, labels, box}); track: a JSON list "
         "of {frame, obj_id, points + labels | box | mask} (seglab/tasks/video/prompts_file.py)", ("predict", "track")),
+    Key("gif", int, 0, "track: also write <clip>_overlay.gif with its longer side at most this many px (0 = no "
+        "GIF); gif_step: keep every n-th frame", TRACK, check=at_least(0)),
+    Key("gif_step", int, 2, "track: every n-th frame goes into the GIF (gif=...)", TRACK, check=at_least(1)),
     Key("video_prompt", str, "mask", "video val: how each object is given on its first annotated frame: mask (DAVIS "
         "semi-supervised), box, or click (one click at its innermost pixel)", VAL, choices=("mask", "box", "click")),
     Key("resolution", str, "original", "val scoring: original (each image's own size) | train (training size)",

@@ -85,6 +85,24 @@ def test_track_writes_an_overlay_video_and_object_id_frames(tmp_path, colour_mod
         assert iou(ids == 3, objects[1]) > 0.9 and iou(ids == 7, objects[2]) > 0.9, t
 
 
+def test_track_gif_keeps_every_nth_frame_downscaled_with_the_objects_painted(tmp_path, colour_model):
+    frames, truth = clip(tmp_path)
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps([{"frame": 0, "obj_id": 1, "points": [[24, 20]], "labels": [1]}]))
+    out = tmp_path / "track"
+    assert main(["track", f"model={colour_model}", f"source={frames}", f"prompts={prompts}", f"out={out}",
+                 "gif=32", "gif_step=3", "verbose=false"]) == 0
+    gif = Image.open(out / "frames_overlay.gif")
+    assert gif.n_frames == len(range(0, len(truth), 3))
+    assert max(gif.size) == 32
+    source = Image.open(frames / "00000.png")
+    assert gif.size[0] * source.height == pytest.approx(gif.size[1] * source.width, rel=0.1)
+    gif.seek(0)
+    painted = np.asarray(gif.convert("RGB"), np.int16)
+    plain = np.asarray(source.convert("RGB").resize(gif.size, Image.BILINEAR), np.int16)
+    assert np.abs(painted - plain).sum(axis=2).max() > 60  # the object's colour is on the first frame
+
+
 def test_track_names_a_bad_prompts_file(tmp_path, colour_model, capsys):
     frames, _ = clip(tmp_path, n=3)
     bad = tmp_path / "bad.json"

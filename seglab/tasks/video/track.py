@@ -1,7 +1,8 @@
 """`seglab track model=... source=clip.mp4 prompts=prompts.json`: follow prompted objects through a clip.
 
 Writes into `out` (default runs/track/<clip name>): `<clip>_overlay.mp4` (each object in its colour, at
-the source frame rate) and `frames/<frame>.png` object ids (0 background, the prompts' obj_id; DAVIS
+the source frame rate), with gif=N also `<clip>_overlay.gif` (longer side N px, every gif_step-th frame),
+and `frames/<frame>.png` object ids (0 background, the prompts' obj_id; DAVIS
 annotations' form, 16-bit when an id exceeds 255). Propagation runs forward from the first prompted
 frame, then backwards from it when it is not the clip's first frame.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from seglab.config import Config, ConfigError
 from seglab.inference.instance_outputs import save_ids
+from seglab.inference.gif import GifWriter
 from seglab.inference.video import OverlayWriter
 from seglab.tasks.video.paint import object_ids, overlay_frame
 from seglab.tasks.video.prompts_file import read_prompts
@@ -42,14 +44,19 @@ def track(cfg: Config) -> dict:
     seconds = time.perf_counter() - start
     names = state.frames.names
     height, width = state.size
-    writer = OverlayWriter(out / f"{source.stem}_overlay.mp4", state.frames.rate, width, height)
+    writers = [OverlayWriter(out / f"{source.stem}_overlay.mp4", state.frames.rate, width, height)]
+    if cfg.gif:
+        writers.append(GifWriter(out / f"{source.stem}_overlay.gif", state.frames.rate, cfg.gif, cfg.gif_step))
     try:
         for frame in range(len(state.frames)):
             ids, masks = results[frame]
             save_ids(out / "frames" / f"{names[frame]}.png", object_ids(ids, masks))
-            writer.write(overlay_frame(state.frames[frame], ids, masks))
+            painted = overlay_frame(state.frames[frame], ids, masks)
+            for writer in writers:
+                writer.write(painted)
     finally:
-        writer.close()
+        for writer in writers:
+            writer.close()
         state.frames.close()
     summary = {"frames": len(names), "objects": list(state.obj_ids), "out": str(out),
                "fps": (len(names) - 1) / seconds if seconds and len(names) > 1 else None}
