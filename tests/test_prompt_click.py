@@ -143,6 +143,43 @@ def test_simulated_click_loss_is_finite_and_trains_every_part(tmp_path):
     assert model.encoder.stem_conv.weight.grad.abs().sum() > 0
 
 
+def test_an_ambiguous_first_click_trains_the_multimask_candidates_whatever_the_rounds(tmp_path, monkeypatch):
+    """The candidates the first click picks from (channels 1-3) get gradients on every batch whose first
+    prompt is one positive click, also when corrective rounds follow; a box prompt leaves them untrained."""
+    from types import SimpleNamespace
+    from seglab.engine.device import Runtime
+    from seglab.metrics.clicks import Click
+    import seglab.tasks.prompt.simulate as simulate
+
+    dataset = ObjectDataset([open_object_split(blobs_dataset(tmp_path / "d"), "train", val_fraction=0.25)], 64, True)
+    images, targets = zip(*[dataset[(i, i)][:2] for i in range(2)])
+    batch = torch.stack(images), {k: torch.stack([t[k] for t in targets]) for k in targets[0]}
+
+    def candidate_grad(prompt, rounds):
+        torch.manual_seed(0)
+        model = ClickSeg(channels=16)
+        trainer = SimpleNamespace(module=model, runtime=Runtime.from_config("cpu", "fp32", False),
+                                  preprocess={"mean": model.normalization["mean"], "std": model.normalization["std"]})
+        monkeypatch.setattr(simulate, "first_prompt", lambda mask, ignore, rng: prompt(mask))
+        monkeypatch.setattr(simulate, "corrective_rounds", lambda rng: rounds)
+        simulate.prompt_batch_loss(trainer, *batch).backward()
+        return model.mask_head.weight.grad[1:].abs().sum().item(), model.mask_head.weight.grad[0].abs().sum().item()
+
+    def one_click(mask):
+        ys, xs = np.nonzero(mask)
+        return [Click(int(ys[len(ys) // 2]), int(xs[len(xs) // 2]), True)], None
+
+    def a_box(mask):
+        ys, xs = np.nonzero(mask)
+        return [], [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+    for rounds in (0, 2):
+        multi, single = candidate_grad(one_click, rounds)
+        assert multi > 0 and single > 0, rounds
+    multi, single = candidate_grad(a_box, 2)
+    assert multi == 0 and single > 0
+
+
 def test_objects_regions_of_a_class_and_the_pet_as_one_object(tmp_path):
     split = open_object_split(blobs_dataset(tmp_path / "d"), "all")
     objects = split.images[0].load()

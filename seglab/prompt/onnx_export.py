@@ -13,7 +13,9 @@ decoder.onnx: `image_embeddings` [1, 256, 64, 64], `point_coords` float32 [B, N,
   (1 uses mask_input, 0 ignores it) -> `low_res_logits` [B, 4, 256, 256] and `scores` [B, 4]:
   index 0 the single-mask answer, 1..3 the multimask answers. B and N are dynamic.
 Upsampling to the original size is left to the caller (OnnxSamBackend does it as Sam.postprocess_masks).
-Only SAM / MobileSAM backends (sam_official.SamBackend) export; SAM 2 does not yet.
+Only SAM / MobileSAM backends (sam_official.SamBackend) export here. SAM 2 / 2.1 exports with
+seglab/prompt/sam2_onnx_export.py: its encoder also gives two high-res maps, which its decoder takes with
+these prompt inputs; the same two outputs; `prompt_embeddings` is shared.
 """
 from __future__ import annotations
 
@@ -52,18 +54,25 @@ class SamDecoderForOnnx(nn.Module):
         self.prompt_encoder, self.mask_decoder = sam.prompt_encoder, sam.mask_decoder
 
     def forward(self, image_embeddings, point_coords, point_labels, mask_input, has_mask_input):
-        pe = self.prompt_encoder
-        height, width = pe.input_image_size
-        coords = (point_coords + 0.5) / torch.tensor([width, height], dtype=point_coords.dtype)
-        sparse = pe.pe_layer._pe_encoding(coords)
-        labels = point_labels[..., None]
-        sparse = sparse * (labels != PADDING_LABEL) + pe.not_a_point_embed.weight * (labels == PADDING_LABEL)
-        for i, embedding in enumerate(pe.point_embeddings):
-            sparse = sparse + embedding.weight * (labels == i)
-        has = has_mask_input[:, None, None, None]
-        dense = has * pe.mask_downscaling(mask_input) + (1 - has) * pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        low_res, scores = self.mask_decoder.predict_masks(image_embeddings, pe.get_dense_pe(), sparse, dense)
+        sparse, dense = prompt_embeddings(self.prompt_encoder, point_coords, point_labels, mask_input, has_mask_input)
+        low_res, scores = self.mask_decoder.predict_masks(image_embeddings, self.prompt_encoder.get_dense_pe(),
+                                                          sparse, dense)
         return low_res, scores
+
+
+def prompt_embeddings(pe: nn.Module, point_coords, point_labels, mask_input, has_mask_input):
+    """(sparse, dense) of a SAM / SAM 2 PromptEncoder `pe` (the two share these parts), written for export:
+    labels select the point embeddings by masks, has_mask_input picks mask_input or the no-mask embedding."""
+    height, width = pe.input_image_size
+    coords = (point_coords + 0.5) / torch.tensor([width, height], dtype=point_coords.dtype)
+    sparse = pe.pe_layer._pe_encoding(coords)
+    labels = point_labels[..., None]
+    sparse = sparse * (labels != PADDING_LABEL) + pe.not_a_point_embed.weight * (labels == PADDING_LABEL)
+    for i, embedding in enumerate(pe.point_embeddings):
+        sparse = sparse + embedding.weight * (labels == i)
+    has = has_mask_input[:, None, None, None]
+    dense = has * pe.mask_downscaling(mask_input) + (1 - has) * pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+    return sparse, dense
 
 
 def export_onnx(model, out_dir: str | Path, opset: int = 17) -> dict[str, Path]:
@@ -73,7 +82,7 @@ def export_onnx(model, out_dir: str | Path, opset: int = 17) -> dict[str, Path]:
     backend = (model if isinstance(model, Predictor) else Predictor(model, device="cpu")).backend
     if not isinstance(backend, SamBackend):
         raise TypeError(f"export_onnx exports SAM / MobileSAM backends; {backend.name!r} is a "
-                        f"{type(backend).__name__}")
+                        f"{type(backend).__name__} (SAM 2: seglab.prompt.sam2_onnx_export.export_sam2_onnx)")
     sam = backend.model.to("cpu").eval()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,10 +91,12 @@ def export_onnx(model, out_dir: str | Path, opset: int = 17) -> dict[str, Path]:
     examples = (embeddings, torch.zeros(2, 3, 2), torch.tensor([[1.0, 0.0, -1.0]] * 2),
                 torch.zeros(2, 1, LOW_RES, LOW_RES), torch.zeros(2))
     with torch.no_grad():
-        torch.onnx.export(SamEncoderForOnnx(sam), (torch.zeros(1, 3, IMAGE_SIZE, 768),), str(paths["encoder"]),
-                          dynamo=False, opset_version=opset, input_names=["image"],
+        # eval(): export restores the wrappers' mode after tracing; a new module's is training, which would
+        # leave the backend's SAM in training mode
+        torch.onnx.export(SamEncoderForOnnx(sam).eval(), (torch.zeros(1, 3, IMAGE_SIZE, 768),),
+                          str(paths["encoder"]), dynamo=False, opset_version=opset, input_names=["image"],
                           output_names=["image_embeddings"], dynamic_axes={"image": {2: "height", 3: "width"}})
-        torch.onnx.export(SamDecoderForOnnx(sam), examples, str(paths["decoder"]), dynamo=False,
+        torch.onnx.export(SamDecoderForOnnx(sam).eval(), examples, str(paths["decoder"]), dynamo=False,
                           opset_version=opset,
                           input_names=["image_embeddings", "point_coords", "point_labels", "mask_input",
                                        "has_mask_input"],

@@ -1,12 +1,12 @@
 """`seglab export task=prompt model=...`: a promptable model as two ONNX files, image encoder + prompt decoder.
 
 `model=` is anything `seglab.prompt.Predictor` loads: a click-model checkpoint or run folder
-(seglab/prompt/click_onnx.py), official SAM / MobileSAM weights or a fine-tuned SAM (seglab.prompt.export_onnx).
-SAM 2 has no export yet and is refused by name. `out=` is the folder (default: <checkpoint stem>_onnx beside
-it) that receives encoder.onnx and decoder.onnx. Parity is checked at export: the exported pair runs
-through its onnxruntime backend and the PyTorch backend on the same random image and prompts (clicks,
-a box, clicks with the previous mask), and the largest difference of the low-res logits and the scores
-is printed and written to <out>/export.json.
+(seglab/prompt/click_onnx.py), official SAM / MobileSAM weights or a fine-tuned SAM (seglab.prompt.export_onnx),
+an official SAM 2 / 2.1 checkpoint (seglab/prompt/sam2_onnx_export.py). `out=` is the folder (default:
+<checkpoint stem>_onnx beside it) that receives encoder.onnx and decoder.onnx. Parity is checked at export:
+the exported pair runs through its onnxruntime backend and the PyTorch backend on the same random image and
+prompts (clicks, a box, clicks with the previous mask), and the largest difference of the low-res logits and
+the scores is printed and written to <out>/export.json, with `runner`: the class that runs the pair.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from seglab.prompt.click_backend import ClickBackend
 from seglab.prompt.click_onnx import OnnxClickBackend, export_click_onnx
 from seglab.prompt.onnx_export import OnnxSamBackend, export_onnx
 from seglab.prompt.predictor import Predictor
+from seglab.prompt.sam2_official import Sam2Backend
+from seglab.prompt.sam2_onnx_export import OnnxSam2Backend, export_sam2_onnx
 from seglab.prompt.sam_official import SamBackend
 
 FORMATS = ("onnx",)
@@ -40,6 +42,7 @@ class Exporter:
 EXPORTERS = {  # backend class -> how it exports (the checkpoint decides the backend)
     ClickBackend: Exporter(lambda backend, out, opset: export_click_onnx(backend, out, opset), OnnxClickBackend),
     SamBackend: Exporter(lambda backend, out, opset: export_onnx(backend, out, opset), OnnxSamBackend),
+    Sam2Backend: Exporter(lambda backend, out, opset: export_sam2_onnx(backend, out, opset), OnnxSam2Backend),
 }
 
 
@@ -80,12 +83,13 @@ def export(cfg: Config) -> Path:
     exporter = EXPORTERS.get(type(backend))
     if exporter is None:
         raise ValueError(f"{path}: {backend.name} ({type(backend).__name__}) has no ONNX export; click-model "
-                         f"checkpoints and SAM / MobileSAM weights export")
+                         f"checkpoints, SAM / MobileSAM and SAM 2 weights export")
     out = Path(cfg.out) if cfg.out else path.with_name(f"{path.stem}_onnx")
     with torch.no_grad():
         paths = exporter.write(backend, out, cfg.opset)
     report = parity(backend, exporter.runner(paths["encoder"], paths["decoder"]))
     write_json(out / "export.json", {"model": str(path), "backend": backend.name, "opset": cfg.opset,
+                                     "runner": exporter.runner.__name__,
                                      "files": {k: p.name for k, p in paths.items()}, "parity": report,
                                      "tolerance": TOLERANCE})
     if cfg.verbose:

@@ -5,12 +5,14 @@ Per batch of objects (one per image):
    sides) and no click; otherwise 1-3 positive clicks inside the object (away from its border:
    inner distance at least a third of the largest, or the centre-most pixel, the clicker's own first
    click) and 0-2 negative clicks in a band around it;
-2. 0..MAX_ITERATIONS no-grad rounds: predict, then add the click RITM's clicker makes at the
-   largest error region (seglab/metrics/clicks.py `next_click`), the prediction fed back as the
-   previous mask;
-3. the loss on the final prediction: BCE + Dice of the single-mask output (ignored pixels and the
-   padding left out), plus, for an ambiguous prompt (one positive click, nothing else), the best of
-   the three multimask candidates (SAM's minimum over candidates), plus the MSE of the predicted IoU.
+2. the first prediction, with gradients: BCE + Dice of the single-mask output (ignored pixels and the
+   padding left out), plus, for an ambiguous prompt (one positive click, nothing else: what a user's
+   first click is), the best of the three multimask candidates (SAM's minimum over candidates), plus
+   the MSE of the predicted IoU of all four outputs. Every batch trains the candidates the first click
+   of `seglab val task=prompt` and of the page picks from;
+3. 0..MAX_ITERATIONS no-grad rounds: add the click RITM's clicker makes at the largest error region
+   (seglab/metrics/clicks.py `next_click`), the prediction fed back as the previous mask, predict;
+4. after at least one round, the same loss (single mask and IoU) on the final prediction, added.
 """
 
 from __future__ import annotations
@@ -99,6 +101,24 @@ def actual_iou(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) 
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
+def corrective_rounds(rng: np.random.Generator) -> int:
+    """How many simulated corrective clicks follow the first prompt: 0..MAX_ITERATIONS, uniform."""
+    return int(rng.integers(0, MAX_ITERATIONS + 1))
+
+
+def prediction_loss(logits: torch.Tensor, iou: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                    ambiguous: torch.Tensor) -> torch.Tensor:
+    """One prediction's loss (full-size logits [B, 4, S, S]): the single mask on samples with an object, the
+    best candidate on ambiguous ones, and the predicted IoU of every output."""
+    losses = per_sample_loss(logits, target, valid)
+    has_object = (target.flatten(1) > 0).any(dim=1).float()
+    loss = (losses[:, 0] * has_object).sum() / has_object.sum().clamp(min=1)
+    ambiguous = ambiguous.float() * has_object
+    if ambiguous.any():
+        loss = loss + (losses[:, 1:].min(dim=1).values * ambiguous).sum() / ambiguous.sum()
+    return loss + F.mse_loss(iou.float(), actual_iou(logits.detach(), target, valid))
+
+
 def prompt_batch_loss(trainer, images: torch.Tensor, targets: dict) -> torch.Tensor:
     """Trainer.batch_loss for click models (images uint8 [B, 3, S, S], targets {"mask", "ignore"})."""
     model, device = trainer.module, trainer.runtime.device
@@ -109,31 +129,29 @@ def prompt_batch_loss(trainer, images: torch.Tensor, targets: dict) -> torch.Ten
     prompts = [first_prompt(m, i, rng) for m, i in zip(masks, ignore)]
     sessions, boxes = [list(c) for c, _ in prompts], [b for _, b in prompts]
     ambiguous = torch.tensor([len(c) == 1 and b is None for c, b in prompts], device=device)
+    target = targets["mask"].to(device)
+    valid = ~targets["ignore"].to(device)
+    box = box_tensor(boxes, device)
     with trainer.runtime.autocast():
         features = model.embed(x)
-        prev = None
-        iterations = int(rng.integers(0, MAX_ITERATIONS + 1))
-        if iterations:
-            ambiguous[:] = False
+        points, labels = click_tensors(sessions, device)
+        logits, iou = model.decode(features, points, labels, box, None)
+    loss = prediction_loss(full_logits(logits, size), iou, target, valid, ambiguous)
+    iterations = corrective_rounds(rng)
+    if not iterations:
+        return loss
+    prev = logits[:, :1].detach().float()
+    with trainer.runtime.autocast():
         with torch.no_grad():
-            for _ in range(iterations):
-                points, labels = click_tensors(sessions, device)
-                logits, _ = model.decode(features, points, labels, box_tensor(boxes, device), prev)
-                prev = logits[:, :1].float()
+            for round_ in range(iterations):
+                if round_:
+                    points, labels = click_tensors(sessions, device)
+                    prev = model.decode(features, points, labels, box, prev)[0][:, :1].float()
                 predicted = (full_logits(prev, size)[:, 0] > 0).cpu().numpy()
                 for b, session in enumerate(sessions):
                     click = next_click(masks[b], predicted[b], ignore[b], session) if masks[b].any() else None
                     if click is not None:
                         session.append(click)
         points, labels = click_tensors(sessions, device)
-        logits, iou = model.decode(features, points, labels, box_tensor(boxes, device), prev)
-    logits = full_logits(logits, size)
-    target = targets["mask"].to(device)
-    valid = ~targets["ignore"].to(device)
-    losses = per_sample_loss(logits, target, valid)
-    has_object = (target.flatten(1) > 0).any(dim=1).float()
-    loss = (losses[:, 0] * has_object).sum() / has_object.sum().clamp(min=1)
-    if ambiguous.any():
-        loss = loss + (losses[:, 1:].min(dim=1).values * ambiguous).sum() / ambiguous.sum()
-    iou_loss = F.mse_loss(iou.float(), actual_iou(logits.detach(), target, valid))
-    return loss + iou_loss
+        logits, iou = model.decode(features, points, labels, box, prev)
+    return loss + prediction_loss(full_logits(logits, size), iou, target, valid, torch.zeros_like(ambiguous))
