@@ -10,6 +10,7 @@ from seglab.prompt.backend import ImageEmbedding, PromptBackend
 from seglab.prompt.loading import BACKENDS, checkpoint_kind
 from seglab.prompt.onnx_export import OnnxSamBackend, export_onnx
 from seglab.prompt.predictor import Predictor, load_backend
+from seglab.prompt.sam2_onnx_export import OnnxSam2Backend, export_sam2_onnx
 
-__all__ = ["BACKENDS", "AutomaticMaskGenerator", "ImageEmbedding", "OnnxSamBackend", "Predictor", "PromptBackend",
-           "checkpoint_kind", "export_onnx", "load_backend"]
+__all__ = ["BACKENDS", "AutomaticMaskGenerator", "ImageEmbedding", "OnnxSam2Backend", "OnnxSamBackend", "Predictor",
+           "PromptBackend", "checkpoint_kind", "export_onnx", "export_sam2_onnx", "load_backend"]
