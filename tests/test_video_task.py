@@ -103,6 +103,31 @@ def test_track_gif_keeps_every_nth_frame_downscaled_with_the_objects_painted(tmp
     assert np.abs(painted - plain).sum(axis=2).max() > 60  # the object's colour is on the first frame
 
 
+def test_track_writes_each_frame_before_tracking_the_next(tmp_path, colour_model, monkeypatch):
+    """Streaming: when the tracker works on frame t (forward), frame t-1's PNG is on disk already, so nothing
+    of the clip's results has to be held until the end."""
+    import seglab.video.tracker as tracker_module
+
+    frames, truth = clip(tmp_path)
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps([{"frame": 3, "obj_id": 1, "points": [[24, 20]], "labels": [1]}]))
+    out = tmp_path / "track"
+    original = tracker_module.Tracker.propagate
+    seen = []
+
+    def watched(self, state, start=None, reverse=False, max_frames=None):
+        for frame, ids, masks in original(self, state, start, reverse, max_frames):
+            if not reverse and frame > 3:
+                seen.append((frame, (out / "frames" / f"{frame - 1:05d}.png").is_file()))
+            yield frame, ids, masks
+
+    monkeypatch.setattr(tracker_module.Tracker, "propagate", watched)
+    assert main(["track", f"model={colour_model}", f"source={frames}", f"prompts={prompts}", f"out={out}",
+                 "verbose=false"]) == 0
+    assert [f for f, _ in seen] == list(range(4, len(truth))) and all(written for _, written in seen)
+    assert all((out / "frames" / f"{t:05d}.png").is_file() for t in range(len(truth)))
+
+
 def test_track_names_a_bad_prompts_file(tmp_path, colour_model, capsys):
     frames, _ = clip(tmp_path, n=3)
     bad = tmp_path / "bad.json"

@@ -3,13 +3,17 @@
 Writes into `out` (default runs/track/<clip name>): `<clip>_overlay.mp4` (each object in its colour, at
 the source frame rate), with gif=N also `<clip>_overlay.gif` (longer side N px, every gif_step-th frame),
 and `frames/<frame>.png` object ids (0 background, the prompts' obj_id; DAVIS
-annotations' form, 16-bit when an id exceeds 255). Propagation runs forward from the first prompted
-frame, then backwards from it when it is not the clip's first frame.
+annotations' form, 16-bit when an id exceeds 255). Propagation runs backwards from the first prompted
+frame when it is not the clip's first frame (those frames kept only as their PNGs), then forwards from it, each
+frame written as it comes: memory does not grow with the clip's length. frames/s counts tracking time only.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from seglab.config import Config, ConfigError
 from seglab.inference.instance_outputs import save_ids
@@ -18,6 +22,25 @@ from seglab.inference.video import OverlayWriter
 from seglab.tasks.video.paint import object_ids, overlay_frame
 from seglab.tasks.video.prompts_file import read_prompts
 from seglab.video import Tracker
+
+
+class Clock:
+    """The time spent inside an iterator's steps (tracking), not in the caller's work between them (writing)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def timed(self, iterator):
+        iterator = iter(iterator)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                self.seconds += time.perf_counter() - start
+                return
+            self.seconds += time.perf_counter() - start
+            yield item
 
 
 def track(cfg: Config) -> dict:
@@ -36,28 +59,35 @@ def track(cfg: Config) -> dict:
             raise ConfigError(f"{entry['where']}: {e}") from None
     out = Path(cfg.out) if cfg.out else Path(cfg.project) / "track" / source.stem
     (out / "frames").mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    names, (height, width) = state.frames.names, state.size
+    png = lambda frame: out / "frames" / f"{names[frame]}.png"  # noqa: E731
+    clock = Clock()
     first = min(state.prompts)
-    results = {f: (ids, masks) for f, ids, masks in tracker.propagate(state, start=first)}
-    if first > 0:
-        results.update({f: (ids, masks) for f, ids, masks in tracker.propagate(state, start=first, reverse=True)})
-    seconds = time.perf_counter() - start
-    names = state.frames.names
-    height, width = state.size
+    if first > 0:  # the frames before the first prompt: tracked backwards, kept only as their id PNGs
+        for frame, ids, masks in clock.timed(tracker.propagate(state, start=first, reverse=True)):
+            if frame < first:
+                save_ids(png(frame), object_ids(ids, masks))
     writers = [OverlayWriter(out / f"{source.stem}_overlay.mp4", state.frames.rate, width, height)]
     if cfg.gif:
         writers.append(GifWriter(out / f"{source.stem}_overlay.gif", state.frames.rate, cfg.gif, cfg.gif_step))
+
+    def write(frame: int, ids: list[int], masks) -> None:
+        for writer in writers:
+            writer.write(overlay_frame(state.frames[frame], ids, masks))
+
     try:
-        for frame in range(len(state.frames)):
-            ids, masks = results[frame]
-            save_ids(out / "frames" / f"{names[frame]}.png", object_ids(ids, masks))
-            painted = overlay_frame(state.frames[frame], ids, masks)
-            for writer in writers:
-                writer.write(painted)
+        obj_ids = list(state.obj_ids)
+        for frame in range(first):
+            id_map = np.asarray(Image.open(png(frame)))
+            write(frame, obj_ids, np.stack([id_map == o for o in obj_ids]))
+        for frame, ids, masks in clock.timed(tracker.propagate(state, start=first)):  # streamed: nothing kept
+            save_ids(png(frame), object_ids(ids, masks))
+            write(frame, ids, masks)
     finally:
         for writer in writers:
             writer.close()
         state.frames.close()
+    seconds = clock.seconds
     summary = {"frames": len(names), "objects": list(state.obj_ids), "out": str(out),
                "fps": (len(names) - 1) / seconds if seconds and len(names) > 1 else None}
     if cfg.verbose:
