@@ -75,18 +75,24 @@ def prompt_embeddings(pe: nn.Module, point_coords, point_labels, mask_input, has
     return sparse, dense
 
 
-def export_onnx(model, out_dir: str | Path, opset: int = 17) -> dict[str, Path]:
-    """Write `encoder.onnx` and `decoder.onnx` of a SAM backend (or Predictor / checkpoint path) into out_dir."""
+def export_target(model, out_dir: str | Path, backend_type: type, what: str, instead: str):
+    """(the backend of `model` (a backend, Predictor or checkpoint path), {"encoder", "decoder"} paths in
+    out_dir, created); TypeError naming `instead` when the backend is not a `backend_type`."""
     from seglab.prompt.predictor import Predictor
 
     backend = (model if isinstance(model, Predictor) else Predictor(model, device="cpu")).backend
-    if not isinstance(backend, SamBackend):
-        raise TypeError(f"export_onnx exports SAM / MobileSAM backends; {backend.name!r} is a "
-                        f"{type(backend).__name__} (SAM 2: seglab.prompt.sam2_onnx_export.export_sam2_onnx)")
-    sam = backend.model.to("cpu").eval()
+    if not isinstance(backend, backend_type):
+        raise TypeError(f"{what}; {backend.name!r} is a {type(backend).__name__} ({instead})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"encoder": out / "encoder.onnx", "decoder": out / "decoder.onnx"}
+    return backend, {"encoder": out / "encoder.onnx", "decoder": out / "decoder.onnx"}
+
+
+def export_onnx(model, out_dir: str | Path, opset: int = 17) -> dict[str, Path]:
+    """Write `encoder.onnx` and `decoder.onnx` of a SAM backend (or Predictor / checkpoint path) into out_dir."""
+    backend, paths = export_target(model, out_dir, SamBackend, "export_onnx exports SAM / MobileSAM backends",
+                                   "SAM 2: seglab.prompt.sam2_onnx_export.export_sam2_onnx")
+    sam = backend.model.to("cpu").eval()
     embeddings = torch.zeros(1, sam.prompt_encoder.embed_dim, *sam.prompt_encoder.image_embedding_size)
     examples = (embeddings, torch.zeros(2, 3, 2), torch.tensor([[1.0, 0.0, -1.0]] * 2),
                 torch.zeros(2, 1, LOW_RES, LOW_RES), torch.zeros(2))

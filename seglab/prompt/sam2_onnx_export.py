@@ -29,7 +29,7 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from seglab.prompt.backend import LOW_RES, MULTIMASK_OUTPUTS, ImageEmbedding
-from seglab.prompt.onnx_export import BOX_LABELS, PADDING_LABEL, prompt_embeddings
+from seglab.prompt.onnx_export import BOX_LABELS, PADDING_LABEL, export_target, prompt_embeddings
 from seglab.prompt.sam2_official import LOW_RES_CLAMP, MEAN, STD, Sam2Backend
 
 ENCODER_OUTPUTS = ["image_embed", "high_res_feats_0", "high_res_feats_1"]
@@ -76,16 +76,9 @@ class Sam2DecoderForOnnx(nn.Module):
 
 def export_sam2_onnx(model, out_dir: str | Path, opset: int = 17) -> dict[str, Path]:
     """Write `encoder.onnx` and `decoder.onnx` of a SAM 2 backend (or Predictor / checkpoint path) into out_dir."""
-    from seglab.prompt.predictor import Predictor
-
-    backend = (model if isinstance(model, Predictor) else Predictor(model, device="cpu")).backend
-    if not isinstance(backend, Sam2Backend):
-        raise TypeError(f"export_sam2_onnx exports SAM 2 backends; {backend.name!r} is a {type(backend).__name__} "
-                        f"(SAM / MobileSAM: seglab.prompt.export_onnx)")
+    backend, paths = export_target(model, out_dir, Sam2Backend, "export_sam2_onnx exports SAM 2 backends",
+                                   "SAM / MobileSAM: seglab.prompt.export_onnx")
     sam2 = backend.model.to("cpu").eval()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"encoder": out / "encoder.onnx", "decoder": out / "decoder.onnx"}
     # eval(): torch.onnx.export restores the wrapper's mode afterwards, and a new module is in training mode,
     # which would leave SAM 2's mask decoder training (no single-mask stability fallback)
     encoder, decoder = Sam2EncoderForOnnx(sam2).eval(), Sam2DecoderForOnnx(sam2).eval()
