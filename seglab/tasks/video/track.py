@@ -31,16 +31,12 @@ class Clock:
         self.seconds = 0.0
 
     def timed(self, iterator):
-        iterator = iter(iterator)
-        while True:
-            start = time.perf_counter()
-            try:
-                item = next(iterator)
-            except StopIteration:
-                self.seconds += time.perf_counter() - start
-                return
+        iterator, start = iter(iterator), time.perf_counter()
+        for item in iterator:
             self.seconds += time.perf_counter() - start
             yield item
+            start = time.perf_counter()
+        self.seconds += time.perf_counter() - start
 
 
 def track(cfg: Config) -> dict:
@@ -63,19 +59,20 @@ def track(cfg: Config) -> dict:
     png = lambda frame: out / "frames" / f"{names[frame]}.png"  # noqa: E731
     clock = Clock()
     first = min(state.prompts)
-    if first > 0:  # the frames before the first prompt: tracked backwards, kept only as their id PNGs
-        for frame, ids, masks in clock.timed(tracker.propagate(state, start=first, reverse=True)):
-            if frame < first:
-                save_ids(png(frame), object_ids(ids, masks))
     writers = [OverlayWriter(out / f"{source.stem}_overlay.mp4", state.frames.rate, width, height)]
     if cfg.gif:
         writers.append(GifWriter(out / f"{source.stem}_overlay.gif", state.frames.rate, cfg.gif, cfg.gif_step))
 
     def write(frame: int, ids: list[int], masks) -> None:
+        painted = overlay_frame(state.frames[frame], ids, masks)  # once, for every writer
         for writer in writers:
-            writer.write(overlay_frame(state.frames[frame], ids, masks))
+            writer.write(painted)
 
     try:
+        if first > 0:  # the frames before the first prompt: tracked backwards, kept only as their id PNGs
+            for frame, ids, masks in clock.timed(tracker.propagate(state, start=first, reverse=True)):
+                if frame < first:
+                    save_ids(png(frame), object_ids(ids, masks))
         obj_ids = list(state.obj_ids)
         for frame in range(first):
             id_map = np.asarray(Image.open(png(frame)))
