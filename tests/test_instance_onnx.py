@@ -82,7 +82,11 @@ def test_onnx_predictor_takes_the_inference_options_and_the_checkpoints_metadata
     got, want = predictor.detect(view), reference.detect(view)
     assert len(got["scores"]) == 3
     assert np.allclose(got["scores"], want["scores"], atol=1e-5) and np.array_equal(got["labels"], want["labels"])
-    assert np.abs(got["probs"] - want["probs"]).max() < 1e-4
+    # detections whose scores tie to 1e-5 (random-ish weights) may come in either order (CPU-dependent
+    # rounding): each ONNX detection must equal one checkpoint detection of the same score
+    for score, probs in zip(got["scores"], got["probs"]):
+        same = np.abs(want["scores"] - score) <= 1e-5
+        assert min(np.abs(probs - other).max() for other in want["probs"][same]) < 1e-4
 
 
 def test_an_onnx_file_without_instance_metadata_is_refused_by_name(tmp_path):
