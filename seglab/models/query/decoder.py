@@ -8,6 +8,15 @@ layer and after each one the shared heads read every query:
 A layer's cross-attention only sees the pixels where the previous prediction's mask is >= 0.5
 (Mask2Former's masked attention; a query whose mask is empty sees every pixel), which makes the few
 CPU epochs count. Attention is written with matmuls, so it traces to ONNX with dynamic sizes.
+
+`located=True` (things: many small look-alike objects, e.g. nuclei): appearance alone cannot tell one
+query's nucleus from its neighbours', so each query also has a place. Its mask logits get a Gaussian
+log-prior -((x - cx) / sx)^2 - ((y - cy) / sy)^2 on the normalised pixel grid: the dot product with
+the fixed coordinate channels (x, y, x^2, y^2, 1), written in centre and spread for conditioning. The
+centre starts at a learned reference point per query (spread uniformly over the image) and the
+location head moves it; cross-attention values carry the sine position code, so what a query
+attends to tells it where it is (Anchor / DAB-DETR's reference points; CondInst's relative
+coordinates). A session-6 DSB2018 run without it ended with 5-8k-pixel blob masks and nuclei PQ 0.
 """
 
 from __future__ import annotations
@@ -50,8 +59,8 @@ class DecoderLayer(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(inplace=True), nn.Linear(ffn, dim))
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(3))
 
-    def forward(self, queries, query_pos, memory, memory_pos, blocked):
-        queries = self.norms[0](queries + self.cross(queries + query_pos, memory + memory_pos, memory, blocked))
+    def forward(self, queries, query_pos, memory, memory_pos, values, blocked):
+        queries = self.norms[0](queries + self.cross(queries + query_pos, memory + memory_pos, values, blocked))
         q = queries + query_pos
         queries = self.norms[1](queries + self.self_attn(q, q, queries))
         return self.norms[2](queries + self.ffn(queries))
@@ -67,13 +76,24 @@ class MLP(nn.Sequential):
         super().__init__(*parts)
 
 
+def grid(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel centres of a map [N, C, h, w], normalised to 0..1: (x [N, 1, 1, w], y [N, 1, h, 1]).
+    From cumulative sums of ones, so an exported graph keeps h and w dynamic."""
+    ones = torch.ones_like(pixels[:, :1])
+    x, y = ones[:, :, :1].cumsum(3), ones[:, :, :, :1].cumsum(2)
+    return (x - 0.5) / x[..., -1:], (y - 0.5) / y[:, :, -1:]
+
+
+LOG_SPREAD = (-7.0, 1.0)  # a query's spread (sx, sy), as a fraction of the image: e^-7 .. e^1
+
+
 class QueryDecoder(nn.Module):
     """(per-pixel embeddings, levels coarse to fine) -> [(class logits, mask logits)] before and after each layer."""
 
     def __init__(self, num_classes: int, num_queries: int, dim: int, mask_dim: int, layers: int, heads: int,
-                 ffn: int, levels: int, masked_attention: bool = True):
+                 ffn: int, levels: int, masked_attention: bool = True, located: bool = False):
         super().__init__()
-        self.masked_attention = masked_attention
+        self.masked_attention, self.located = masked_attention, located
         self.query_feat = nn.Embedding(num_queries, dim)  # the queries' content
         self.query_pos = nn.Embedding(num_queries, dim)  # and their learned position code
         self.level_embed = nn.Embedding(levels, dim)
@@ -81,10 +101,28 @@ class QueryDecoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.class_head = nn.Linear(dim, num_classes + 1)
         self.mask_head = MLP(dim, mask_dim)
+        if located:
+            self.reference = nn.Embedding(num_queries, 2)  # centres before the head moves them, as logits
+            nn.init.uniform_(self.reference.weight, -3.0, 3.0)  # sigmoid: 0.05 .. 0.95 of the image
+            self.location_head = MLP(dim, 4)  # (dcx, dcy) in logit space, (log sx, log sy)
+            nn.init.zeros_(self.location_head[-1].weight)
+            nn.init.zeros_(self.location_head[-1].bias)  # start: the reference point, spread = the image
+
+    def location_prior(self, out: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """The Gaussian log-prior of each query's place on the pixel grid: [N, Q, h, w]."""
+        shift, log_spread = self.location_head(out).float().split(2, dim=-1)
+        centre = torch.sigmoid(self.reference.weight + shift)  # [N, Q, 2] (x, y)
+        spread = log_spread.clamp(*LOG_SPREAD).exp()
+        x, y = grid(pixels.float())
+        dx = (x - centre[..., 0, None, None]) / spread[..., 0, None, None]  # [N, Q, 1, w]
+        dy = (y - centre[..., 1, None, None]) / spread[..., 1, None, None]  # [N, Q, h, 1]
+        return -(dx * dx + dy * dy)
 
     def predict(self, queries: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.norm(queries)
         masks = torch.einsum("nqc,nchw->nqhw", self.mask_head(out), pixels)
+        if self.located:
+            masks = masks + self.location_prior(out, pixels).to(masks.dtype)
         return self.class_head(out), masks
 
     def blocked(self, mask_logits: torch.Tensor, level: torch.Tensor) -> torch.Tensor | None:
@@ -105,6 +143,7 @@ class QueryDecoder(nn.Module):
         for i, layer in enumerate(self.layers):
             level = i % len(levels)
             keys, pos = memory[level]
-            queries = layer(queries, query_pos, keys, pos, self.blocked(outputs[-1][1], levels[level]))
+            values = keys + pos if self.located else keys
+            queries = layer(queries, query_pos, keys, pos, values, self.blocked(outputs[-1][1], levels[level]))
             outputs.append(self.predict(queries, pixels))
         return outputs

@@ -37,6 +37,7 @@ class MaskClassifier(nn.Module):
     loss_weights = {"class": 2.0, "mask": 5.0, "dice": 5.0}
     no_object_weight = 0.1
     raw_outputs = ("class_logits", "mask_logits")  # what forward_raw returns (the ONNX output names)
+    located = True  # queries have a place (seglab/models/query/decoder.py); False for class-wide segments
 
     def __init__(self, num_classes: int, encoder: str = "", encoder_weights: str = "", in_channels: int = 3,
                  num_queries: int = 100, decoder_channels: int | list | None = None, decoder_layers: int = 3,
@@ -57,7 +58,7 @@ class MaskClassifier(nn.Module):
         self.pixel_decoder = PixelDecoder(self.encoder.reductions, self.encoder.out_channels, width, width,
                                           self.mask_stride)
         self.decoder = QueryDecoder(num_classes, num_queries, width, width, decoder_layers, heads=width // 32,
-                                    ffn=4 * width, levels=DECODER_LEVELS)
+                                    ffn=4 * width, levels=DECODER_LEVELS, located=self.located)
         self.loss_options = {"weights": dict(self.loss_weights), "no_object_weight": self.no_object_weight,
                              "points": int(mask_points)}
 

@@ -32,6 +32,7 @@ class MaskFormerSemantic(MaskClassifier):
     """Semantic segmentation by mask classification; eval (and train without labels) -> log-probs [N, K, H, W]."""
 
     set_loss = True  # computes its own (set) loss from (x, class-id masks): see seglab/engine/trainer.py
+    located = False  # a segment is all of a class's pixels, wherever they are: no place per query
 
     def __init__(self, num_classes: int, encoder: str = "", encoder_weights: str = "", in_channels: int = 3,
                  num_queries: int = 100, decoder_channels: int | list | None = None, decoder_layers: int = 3):

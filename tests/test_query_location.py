@@ -1,0 +1,90 @@
+"""The query model's place per query (`located`): a Gaussian log-prior at a moving centre on the mask logits."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from seglab.models.query import MaskFormerInstance, MaskFormerPanoptic, MaskFormerSemantic
+from seglab.models.query.decoder import LOG_SPREAD, QueryDecoder, grid
+from seglab.models.query.pixel_decoder import sine_positions
+
+TINY = {"encoder": "mobilenet_v2", "num_queries": 4, "decoder_channels": 64, "mask_points": 128}
+
+
+def logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def test_grid_is_the_normalised_pixel_centres():
+    x, y = grid(torch.zeros(2, 5, 3, 4))
+    assert x.shape == (2, 1, 1, 4) and y.shape == (2, 1, 3, 1)
+    assert torch.allclose(x.flatten()[:4], torch.tensor([0.125, 0.375, 0.625, 0.875]))
+    assert torch.allclose(y[0].flatten(), torch.tensor([1 / 6, 0.5, 5 / 6]))
+
+
+def decoder(located: bool) -> QueryDecoder:
+    torch.manual_seed(0)
+    return QueryDecoder(num_classes=1, num_queries=2, dim=32, mask_dim=32, layers=1, heads=1, ffn=64, levels=1,
+                        located=located)
+
+
+def test_a_located_query_starts_at_its_reference_point_and_its_head_moves_and_narrows_it():
+    dec = decoder(True)
+    with torch.no_grad():
+        dec.reference.weight.copy_(torch.tensor([[logit(7.5 / 32), logit(11.5 / 16)], [logit(28.5 / 32), logit(1.5 / 16)]]))
+    pixels = torch.zeros(1, 32, 16, 32)  # no appearance: the mask is the prior alone
+    queries = torch.randn(1, 2, 32)
+    masks = dec.predict(queries, pixels)[1]
+    assert masks.shape == (1, 2, 16, 32)
+    peaks = [divmod(int(m.argmax()), 32) for m in masks[0]]
+    assert peaks == [(11, 7), (1, 28)]  # (row, column): the reference points are these pixels' centres
+    assert float(masks.max()) <= 0 and float(masks.min()) > -2.0  # spread = the image at the start: at most (1^2 + 1^2)
+    with torch.no_grad():  # the head shifts the first query right by one logit and narrows it 10x
+        dec.location_head[-1].bias.copy_(torch.tensor([1.0, 0.0, math.log(0.1), math.log(0.1)]))
+    moved = dec.predict(queries, pixels)[1][0, 0]
+    y, x = divmod(int(moved.argmax()), 32)
+    assert y == 11 and abs((x + 0.5) / 32 - torch.sigmoid(torch.tensor(logit(7.5 / 32) + 1.0)).item()) < 1 / 32
+    assert float(moved.min()) < -40  # far from the centre, the prior rules the pixel out
+
+
+def test_the_spread_is_clamped_so_logits_stay_finite():
+    dec = decoder(True)
+    with torch.no_grad():
+        dec.location_head[-1].bias.copy_(torch.tensor([0.0, 0.0, -50.0, -50.0]))
+    with torch.no_grad():
+        masks = dec.predict(torch.randn(1, 2, 32), torch.zeros(1, 32, 8, 8))[1]
+    assert torch.isfinite(masks).all()
+    assert float(masks.min()) >= -2 * math.exp(-2 * LOG_SPREAD[0])
+
+
+def test_without_a_place_the_masks_are_the_dot_product_alone():
+    dec = decoder(False)
+    assert not hasattr(dec, "location_head")
+    pixels, queries = torch.randn(1, 32, 4, 4), torch.randn(1, 2, 32)
+    masks = dec.predict(queries, pixels)[1]
+    expected = torch.einsum("nqc,nchw->nqhw", dec.mask_head(dec.norm(queries)), pixels)
+    assert torch.allclose(masks, expected)
+
+
+def test_located_cross_attention_values_carry_the_position_code():
+    """What a located query attends to tells it where: values = content + sine position code (keys' code)."""
+    for located in (True, False):
+        dec = decoder(located).eval()
+        seen = {}
+        cross = dec.layers[0].cross
+        original = cross.forward
+        cross.forward = lambda q, k, v, blocked: seen.update(key=k, value=v) or original(q, k, v, blocked)
+        level = torch.randn(1, 32, 4, 6)
+        dec(torch.randn(1, 32, 8, 12), [level])
+        content = level.flatten(2).transpose(1, 2) + dec.level_embed.weight[0]
+        position = sine_positions(level).flatten(2).transpose(1, 2)
+        assert torch.allclose(seen["key"], content + position)
+        assert torch.allclose(seen["value"], content + position if located else content)
+
+
+def test_things_models_are_located_and_the_semantic_one_is_not():
+    assert MaskFormerInstance(1, **TINY).decoder.located
+    assert MaskFormerPanoptic(2, [False, True], **TINY).decoder.located
+    semantic = {k: v for k, v in TINY.items() if k != "mask_points"}
+    assert not MaskFormerSemantic(3, **semantic).decoder.located
