@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from serve_browser_harness import browser_tab, served  # noqa: E402
+from serve_browser_harness import browser_tab, screen_point, served  # noqa: E402
 
 from seglab.serve.app import ServeOptions, create_app  # noqa: E402
 from seglab.serve.engines import load_engine  # noqa: E402
@@ -36,11 +36,8 @@ def main() -> None:
         page.set_input_files("#file", args.image)
         page.wait_for_function("window.seglab.state !== null && document.getElementById('image').complete "
                                "&& document.getElementById('image').naturalWidth > 0")
-        width, height = page.evaluate("[window.seglab.state.width, window.seglab.state.height]")
         for i, (negative, (x, y)) in enumerate(clicks, 1):
-            box = page.locator("#image").bounding_box()
-            page.mouse.click(box["x"] + (x + 0.5) * box["width"] / width, box["y"] + (y + 0.5) * box["height"] / height,
-                             button="right" if negative else "left")
+            page.mouse.click(*screen_point(page, x, y), button="right" if negative else "left")
             page.wait_for_function(f"window.seglab.state.prompts.length === {i}")
         page.wait_for_function("window.seglab.state.area > 0 && document.getElementById('overlay').complete && "
                                "document.getElementById('overlay').src === window.seglab.state.overlay")

@@ -48,3 +48,10 @@ def browser_tab():
             yield tab
         finally:
             browser.close()
+
+
+def screen_point(page, x: float, y: float) -> tuple[float, float]:
+    """The page's screen position of image pixel (x, y) of the image view (`#image`)."""
+    box = page.locator("#image").bounding_box()
+    width, height = page.evaluate("[window.seglab.state.width, window.seglab.state.height]")
+    return box["x"] + (x + 0.5) * box["width"] / width, box["y"] + (y + 0.5) * box["height"] / height

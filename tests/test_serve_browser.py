@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from serve_browser_harness import CHROMIUM, NO_CHROMIUM, browser_tab, served
+from serve_browser_harness import CHROMIUM, NO_CHROMIUM, browser_tab, screen_point, served
 PET = Path(__file__).resolve().parents[2] / "shared" / "data" / "oxford-iiit-pet-subset"
 IMAGE, TRIMAP = PET / "images" / "Abyssinian_58.jpg", PET / "annotations" / "trimaps" / "Abyssinian_58.png"
 
@@ -54,12 +54,6 @@ def pet_centre() -> tuple[int, int, np.ndarray]:
     depth = ndi.distance_transform_edt(np.pad(pet, 1))[1:-1, 1:-1]
     y, x = np.unravel_index(depth.argmax(), pet.shape)
     return int(x), int(y), pet
-
-
-def screen_point(page, x: float, y: float) -> tuple[float, float]:
-    box = page.locator("#image").bounding_box()
-    width, height = page.evaluate("[window.seglab.state.width, window.seglab.state.height]")
-    return box["x"] + (x + 0.5) * box["width"] / width, box["y"] + (y + 0.5) * box["height"] / height
 
 
 def fetch_mask(url: str, session: str) -> np.ndarray:
