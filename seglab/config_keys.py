@@ -213,6 +213,8 @@ KEY_TABLE: list[Key] = [
     # --- promptable (task=prompt): the click benchmark and given prompts ---
     Key("max_clicks", int, 20, "prompt: clicks per object in the click benchmark (NoC@85/90 count up to this)",
         ("train", "val"), check=at_least(1)),
+    Key("val_data", str, "", "prompt train: the datasets (comma-separated, each one of data=) whose val splits pick "
+        "best.pt; \"\" = every dataset of data=", TRAIN),
     Key("objects_per_image", int, 0, "prompt: objects scored per image, spread over its objects (largest first); "
         "0 = all", ("train", "val"), check=at_least(0)),
     Key("sam_checkpoint", str, "", "prompt train model=sam: the official SAM / MobileSAM .pth whose mask decoder is "

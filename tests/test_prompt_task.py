@@ -89,3 +89,17 @@ def test_bad_prompts_file_is_named(trained, tmp_path):
     bad.write_text(json.dumps({"x.png": [{"point": [[1, 2]]}]}))
     with pytest.raises(ValueError, match="p.json"):
         seglab.predict(task="prompt", model=str(run / "best.pt"), prompts=str(bad), verbose=False)
+
+
+def test_val_data_picks_the_selection_datasets_among_those_trained_on(tmp_path):
+    from seglab.config import ConfigError, make_config
+    from seglab.tasks.prompt.train import object_splits, selection_data
+
+    first, second = blobs_dataset(tmp_path / "a", count=3), blobs_dataset(tmp_path / "b", count=3)
+    both = f"{first},{second}"
+    assert selection_data(make_config(task="prompt", data=both)) == both
+    cfg = make_config(task="prompt", data=both, val_data=str(second))
+    splits = object_splits(cfg, "val", data=selection_data(cfg))
+    assert len(splits) == 1 and len(object_splits(cfg, "val")) == 2
+    with pytest.raises(ConfigError, match="not one of data="):
+        selection_data(make_config(task="prompt", data=str(first), val_data=str(second)))

@@ -44,6 +44,7 @@ from seglab.tasks.prompt.train import (
     SELECTION_METRICS,
     UNSET,
     object_splits,
+    selection_data,
 )
 from seglab.tasks.training import (
     loader_and_trainer,
@@ -113,7 +114,7 @@ def fit_sam(cfg: Config, ckpt, resumed_dir, group, device_name: str) -> Path:
     runtime = Runtime.from_config(device_name, cfg.precision, cfg.channels_last)
     backend, sam_config = official_sam(cfg, runtime)
     decoder, args = trainable_decoder(cfg, backend.model, runtime)
-    train_splits, val_splits = object_splits(cfg, "train"), object_splits(cfg, "val")
+    train_splits, val_splits = object_splits(cfg, "train"), object_splits(cfg, "val", data=selection_data(cfg))
     preprocess = {"mean": [m / 255 for m in sam_official.PIXEL_MEAN], "std": [s / 255 for s in sam_official.PIXEL_STD],
                   "resize": RESIZE, "size": sam_official.IMAGE_SIZE}
     encoder = {k: v.detach().cpu() for k, v in backend.model.image_encoder.state_dict().items()}

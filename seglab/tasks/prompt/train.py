@@ -54,11 +54,24 @@ def training_size(cfg: Config) -> int:
     return height
 
 
-def object_splits(cfg: Config, split: str, seed: int | None = None, val_fraction: float | None = None) -> list:
+def object_splits(cfg: Config, split: str, seed: int | None = None, val_fraction: float | None = None,
+                  data: str | None = None) -> list:
     fmt = cfg.dataset if cfg.dataset != "auto" else "auto"
     return [open_object_split(root, split, seed=cfg.seed if seed is None else seed,
                               val_fraction=cfg.val_fraction if val_fraction is None else val_fraction,
-                              skip_bad=cfg.skip_bad, fmt=fmt) for root in dataset_roots(cfg.data)]
+                              skip_bad=cfg.skip_bad, fmt=fmt) for root in dataset_roots(cfg.data if data is None else data)]
+
+
+def selection_data(cfg: Config) -> str:
+    """The datasets whose val splits pick best.pt: `val_data` (each one of `data`), or all of `data`."""
+    if cfg.val_data in UNSET:
+        return cfg.data
+    trained = {root.resolve() for root in dataset_roots(cfg.data)}
+    for root in dataset_roots(cfg.val_data):
+        if root.resolve() not in trained:
+            raise ConfigError(f"val_data={cfg.val_data!r}: {root} is not one of data={cfg.data!r} "
+                              "(best.pt is picked on the val splits of the datasets trained on)")
+    return cfg.val_data
 
 
 def check_metric(cfg: Config) -> str:
@@ -105,7 +118,7 @@ def _train(cfg: Config, ckpt, resumed_dir, group, device_name: str) -> Path:
     seed_everything(cfg.seed, cfg.deterministic)
     runtime = Runtime.from_config(device_name, cfg.precision, cfg.channels_last)
     size = training_size(cfg)
-    train_splits, val_splits = object_splits(cfg, "train"), object_splits(cfg, "val")
+    train_splits, val_splits = object_splits(cfg, "train"), object_splits(cfg, "val", data=selection_data(cfg))
     options = {k: v for k, v in cfg.to_dict().items() if v not in UNSET}
     args = model_arguments(cfg.model, 1, options)
     model = runtime.prepare_model(build_model(cfg.model, args))
