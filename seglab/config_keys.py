@@ -125,6 +125,9 @@ KEY_TABLE: list[Key] = [
         "small batches)", ARCH, model_argument=True),
     Key("num_queries", int, 100, "maskformer*: learned queries, each one class-or-no-object + mask (at least the "
         "most segments an image has)", ARCH, check=at_least(1), model_argument=True),
+    Key("query_spread", float, 0.1, "maskformer_instance / maskformer: where each query starts, the spread of its "
+        "place (a Gaussian over a grid of starting points) as a fraction of the image: about an object's radius",
+        ARCH, check=in_range(0.001, 2.7), model_argument=True),
     Key("decoder_layers", int, 3, "maskformer*: transformer decoder layers (queries cross-attend to the 1/32, 1/16, "
         "1/8 maps in turn)", ARCH, check=at_least(1), model_argument=True),
     # --- training ---

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from seglab.models.query import MaskFormerInstance, MaskFormerPanoptic, MaskFormerSemantic
-from seglab.models.query.decoder import LOG_SPREAD, QueryDecoder, grid
+from seglab.models.query.decoder import LOG_SPREAD, QueryDecoder, grid, reference_grid
 from seglab.models.query.pixel_decoder import sine_positions
 
 TINY = {"encoder": "mobilenet_v2", "num_queries": 4, "decoder_channels": 64, "mask_points": 128}
@@ -88,3 +89,26 @@ def test_things_models_are_located_and_the_semantic_one_is_not():
     assert MaskFormerPanoptic(2, [False, True], **TINY).decoder.located
     semantic = {k: v for k, v in TINY.items() if k != "mask_points"}
     assert not MaskFormerSemantic(3, **semantic).decoder.located
+
+
+def test_queries_start_on_a_grid_over_the_image_at_the_given_spread():
+    points = reference_grid(400)
+    assert points.shape == (400, 2)
+    assert torch.allclose(points[:20, 0], (torch.arange(20) + 0.5) / 20) and torch.all(points[:20, 1] == 0.025)
+    assert len({tuple(p) for p in points.tolist()}) == 400 and reference_grid(5).shape == (5, 2)
+    torch.manual_seed(0)
+    dec = QueryDecoder(num_classes=1, num_queries=4, dim=32, mask_dim=32, layers=1, heads=1, ffn=64, levels=1,
+                       located=True, initial_spread=0.125)
+    masks = dec.predict(torch.randn(1, 4, 32), torch.zeros(1, 32, 18, 18))[1][0]  # the prior alone
+    peaks = [divmod(int(m.argmax()), 18) for m in masks]
+    assert peaks == [(4, 4), (4, 13), (13, 4), (13, 13)]  # the 2x2 grid's cell centres: 0.25 / 0.75 of 18 px
+    assert float(masks[0, 4, 4]) == pytest.approx(0.0, abs=1e-5)
+    # two pixels right of the first centre: -(distance / spread)^2
+    assert float(masks[0, 4, 6]) == pytest.approx(-((2 / 18) / 0.125) ** 2, abs=1e-4)
+
+
+def test_the_model_passes_query_spread_to_its_queries_and_refuses_a_spread_out_of_range():
+    model = MaskFormerPanoptic(2, [False, True], query_spread=0.03, **TINY)
+    assert model.decoder.location_head[-1].bias[2:].tolist() == pytest.approx([math.log(0.03)] * 2)
+    with pytest.raises(ValueError, match="initial spread"):
+        MaskFormerInstance(1, query_spread=0.0, **TINY)

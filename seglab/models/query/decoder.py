@@ -13,14 +13,18 @@ CPU epochs count. Attention is written with matmuls, so it traces to ONNX with d
 query's nucleus from its neighbours', so each query also has a place. Its mask logits get a Gaussian
 log-prior -((x - cx) / sx)^2 - ((y - cy) / sy)^2 on the normalised pixel grid: the dot product with
 the fixed coordinate channels (x, y, x^2, y^2, 1), written in centre and spread for conditioning. The
-centre starts at a learned reference point per query (spread uniformly over the image) and the
-location head moves it; cross-attention values carry the sine position code, so what a query
+centre starts at a learned reference point per query (a regular grid over the image) and the
+location head moves it; the spread starts at `initial_spread` of the image (about an object's radius:
+`query_spread=`); cross-attention values carry the sine position code, so what a query
 attends to tells it where it is (Anchor / DAB-DETR's reference points; CondInst's relative
 coordinates). A session-6 DSB2018 run without it ended with 5-8k-pixel blob masks and nuclei PQ 0; with it
-(session 8, 3 epochs) still PQ 0: the spreads start at the whole image and had not shrunk (docs/panoptic.md).
+(session 8, 3 epochs) still PQ 0: the spreads started at the whole image and had not shrunk (docs/panoptic.md),
+hence the grid and the object-sized start.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +89,15 @@ def grid(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (x - 0.5) / x[..., -1:], (y - 0.5) / y[:, :, -1:]
 
 
+def reference_grid(count: int) -> torch.Tensor:
+    """`count` points (x, y) in 0..1 on a regular grid, row by row: the queries' starting places, so that
+    every part of the image has a query nearby (ceil(sqrt(count)) per row, cell centres)."""
+    side = math.ceil(math.sqrt(count))
+    steps = (torch.arange(side, dtype=torch.float32) + 0.5) / side
+    y, x = torch.meshgrid(steps, steps, indexing="ij")
+    return torch.stack([x.flatten(), y.flatten()], 1)[:count]
+
+
 LOG_SPREAD = (-7.0, 1.0)  # a query's spread (sx, sy), as a fraction of the image: e^-7 .. e^1
 
 
@@ -92,7 +105,8 @@ class QueryDecoder(nn.Module):
     """(per-pixel embeddings, levels coarse to fine) -> [(class logits, mask logits)] before and after each layer."""
 
     def __init__(self, num_classes: int, num_queries: int, dim: int, mask_dim: int, layers: int, heads: int,
-                 ffn: int, levels: int, masked_attention: bool = True, located: bool = False):
+                 ffn: int, levels: int, masked_attention: bool = True, located: bool = False,
+                 initial_spread: float = 1.0):
         super().__init__()
         self.masked_attention, self.located = masked_attention, located
         self.query_feat = nn.Embedding(num_queries, dim)  # the queries' content
@@ -103,11 +117,16 @@ class QueryDecoder(nn.Module):
         self.class_head = nn.Linear(dim, num_classes + 1)
         self.mask_head = MLP(dim, mask_dim)
         if located:
+            if not (initial_spread > 0 and LOG_SPREAD[0] <= math.log(initial_spread) <= LOG_SPREAD[1]):
+                raise ValueError(f"the queries' initial spread {initial_spread} is outside e^{LOG_SPREAD[0]:g} .. "
+                                 f"e^{LOG_SPREAD[1]:g} of the image")
             self.reference = nn.Embedding(num_queries, 2)  # centres before the head moves them, as logits
-            nn.init.uniform_(self.reference.weight, -3.0, 3.0)  # sigmoid: 0.05 .. 0.95 of the image
+            with torch.no_grad():
+                self.reference.weight.copy_(torch.logit(reference_grid(num_queries)))
             self.location_head = MLP(dim, 4)  # (dcx, dcy) in logit space, (log sx, log sy)
             nn.init.zeros_(self.location_head[-1].weight)
-            nn.init.zeros_(self.location_head[-1].bias)  # start: the reference point, spread = the image
+            with torch.no_grad():  # start: the reference point, spread `initial_spread` of the image
+                self.location_head[-1].bias.copy_(torch.tensor([0.0, 0.0] + [math.log(initial_spread)] * 2))
 
     def location_prior(self, out: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         """The Gaussian log-prior of each query's place on the pixel grid: [N, Q, h, w]."""

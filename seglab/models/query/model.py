@@ -41,7 +41,7 @@ class MaskClassifier(nn.Module):
 
     def __init__(self, num_classes: int, encoder: str = "", encoder_weights: str = "", in_channels: int = 3,
                  num_queries: int = 100, decoder_channels: int | list | None = None, decoder_layers: int = 3,
-                 mask_stride: int = 4, mask_points: int = 512):
+                 mask_stride: int = 4, mask_points: int = 512, query_spread: float = 0.1):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
@@ -58,7 +58,8 @@ class MaskClassifier(nn.Module):
         self.pixel_decoder = PixelDecoder(self.encoder.reductions, self.encoder.out_channels, width, width,
                                           self.mask_stride)
         self.decoder = QueryDecoder(num_classes, num_queries, width, width, decoder_layers, heads=width // 32,
-                                    ffn=4 * width, levels=DECODER_LEVELS, located=self.located)
+                                    ffn=4 * width, levels=DECODER_LEVELS, located=self.located,
+                                    initial_spread=query_spread)
         self.loss_options = {"weights": dict(self.loss_weights), "no_object_weight": self.no_object_weight,
                              "points": int(mask_points)}
 
