@@ -42,7 +42,7 @@ def test_a_located_query_starts_at_its_reference_point_and_its_head_moves_and_na
     assert peaks == [(11, 7), (1, 28)]  # (row, column): the reference points are these pixels' centres
     assert float(masks.max()) <= 0 and float(masks.min()) > -2.0  # spread = the image at the start: at most (1^2 + 1^2)
     with torch.no_grad():  # the head shifts the first query right by one logit and narrows it 10x
-        dec.location_head[-1].bias.copy_(torch.tensor([1.0, 0.0, math.log(0.1), math.log(0.1)]))
+        dec.location_head[-1].bias.copy_(torch.tensor([1.0, 0.0, dec.spread_logit(0.1), dec.spread_logit(0.1)]))
     moved = dec.predict(queries, pixels)[1][0, 0]
     y, x = divmod(int(moved.argmax()), 32)
     assert y == 11 and abs((x + 0.5) / 32 - torch.sigmoid(torch.tensor(logit(7.5 / 32) + 1.0)).item()) < 1 / 32
@@ -109,6 +109,28 @@ def test_queries_start_on_a_grid_over_the_image_at_the_given_spread():
 
 def test_the_model_passes_query_spread_to_its_queries_and_refuses_a_spread_out_of_range():
     model = MaskFormerPanoptic(2, [False, True], query_spread=0.03, **TINY)
-    assert model.decoder.location_head[-1].bias[2:].tolist() == pytest.approx([math.log(0.03)] * 2)
+    assert model.decoder.location_head[-1].bias[2:].tolist() == pytest.approx([model.decoder.spread_logit(0.03)] * 2)
+    assert model.decoder.log_spread_bounds == pytest.approx((math.log(0.03) - 3, math.log(0.03) + 1.5))
     with pytest.raises(ValueError, match="initial spread"):
         MaskFormerInstance(1, query_spread=0.0, **TINY)
+
+
+def test_a_spread_stays_near_its_start_and_keeps_a_gradient_at_the_bounds():
+    """Session 10: a clamped spread pushed to e^1 had no gradient back; the sigmoid-bounded one always has."""
+    torch.manual_seed(0)
+    dec = QueryDecoder(num_classes=1, num_queries=1, dim=32, mask_dim=32, layers=1, heads=1, ffn=64, levels=1,
+                       located=True, initial_spread=0.03)
+    pixels, queries = torch.zeros(1, 32, 17, 17), torch.randn(1, 1, 32)  # one query: centred on pixel (8, 8)
+    widths = {}
+    for name, raw in (("start", dec.spread_logit(0.03)), ("wide", 30.0), ("narrow", -30.0)):
+        with torch.no_grad():
+            dec.location_head[-1].bias[2:] = raw
+            masks = dec.predict(queries, pixels)[1][0, 0]  # the log-prior alone
+        assert float(masks[8, 8]) == pytest.approx(0.0, abs=1e-6)
+        widths[name] = (1 / 17) / math.sqrt(-float(masks[9, 8]))  # one row below: -(dy / sy)^2
+    assert widths["start"] == pytest.approx(0.03, rel=1e-3)
+    assert widths["wide"] == pytest.approx(0.03 * math.exp(1.5), rel=1e-2)
+    assert widths["narrow"] == pytest.approx(0.03 * math.exp(-3), rel=1e-2)
+    dec.location_head[-1].bias.data[2:] = 3.0  # near the upper bound: the loss can still narrow it
+    dec.predict(queries, pixels)[1].sum().backward()
+    assert float(dec.location_head[-1].bias.grad[2:].abs().min()) > 0

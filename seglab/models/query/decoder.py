@@ -15,7 +15,7 @@ log-prior -((x - cx) / sx)^2 - ((y - cy) / sy)^2 on the normalised pixel grid: t
 the fixed coordinate channels (x, y, x^2, y^2, 1), written in centre and spread for conditioning. The
 centre starts at a learned reference point per query (a regular grid over the image) and the
 location head moves it; the spread starts at `initial_spread` of the image (about an object's radius:
-`query_spread=`); cross-attention values carry the sine position code, so what a query
+`query_spread=`) and stays within e^-3 .. e^1.5 of that; cross-attention values carry the sine position code, so what a query
 attends to tells it where it is (Anchor / DAB-DETR's reference points; CondInst's relative
 coordinates). A session-6 DSB2018 run without it ended with 5-8k-pixel blob masks and nuclei PQ 0; with it
 (session 8, 3 epochs) still PQ 0: the spreads started at the whole image and had not shrunk (docs/panoptic.md),
@@ -99,6 +99,15 @@ def reference_grid(count: int) -> torch.Tensor:
 
 
 LOG_SPREAD = (-7.0, 1.0)  # a query's spread (sx, sy), as a fraction of the image: e^-7 .. e^1
+# and around where it starts: initial / e^3 .. initial * e^1.5, reached smoothly (a sigmoid, no clamp: a clamped
+# spread that hit e^1 had no gradient left; session 10's DSB2018 run sat there after one epoch, every mask a blob)
+SPREAD_AROUND_START = (-3.0, 1.5)
+
+
+def spread_bounds(initial_spread: float) -> tuple[float, float]:
+    """The log-spread range of queries that start at `initial_spread` of the image."""
+    start = math.log(initial_spread)
+    return (max(LOG_SPREAD[0], start + SPREAD_AROUND_START[0]), min(LOG_SPREAD[1], start + SPREAD_AROUND_START[1]))
 
 
 class QueryDecoder(nn.Module):
@@ -123,16 +132,25 @@ class QueryDecoder(nn.Module):
             self.reference = nn.Embedding(num_queries, 2)  # centres before the head moves them, as logits
             with torch.no_grad():
                 self.reference.weight.copy_(torch.logit(reference_grid(num_queries)))
-            self.location_head = MLP(dim, 4)  # (dcx, dcy) in logit space, (log sx, log sy)
+            self.log_spread_bounds = spread_bounds(initial_spread)
+            self.location_head = MLP(dim, 4)  # (dcx, dcy) in logit space, (sx, sy) as logits within the bounds
             nn.init.zeros_(self.location_head[-1].weight)
             with torch.no_grad():  # start: the reference point, spread `initial_spread` of the image
-                self.location_head[-1].bias.copy_(torch.tensor([0.0, 0.0] + [math.log(initial_spread)] * 2))
+                self.location_head[-1].bias.copy_(torch.tensor([0.0, 0.0] + [self.spread_logit(initial_spread)] * 2))
+
+    def spread_logit(self, spread: float) -> float:
+        """The location head's output that means `spread` (inside the bounds)."""
+        low, high = self.log_spread_bounds
+        fraction = min(max((math.log(spread) - low) / (high - low), 1e-4), 1 - 1e-4)
+        return math.log(fraction / (1 - fraction))
 
     def location_prior(self, out: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         """The Gaussian log-prior of each query's place on the pixel grid: [N, Q, h, w]."""
-        shift, log_spread = self.location_head(out).float().split(2, dim=-1)
+        shift, spread_logit = self.location_head(out).float().split(2, dim=-1)
+        low, high = self.log_spread_bounds
+        log_spread = low + (high - low) * torch.sigmoid(spread_logit)
         centre = torch.sigmoid(self.reference.weight + shift)  # [N, Q, 2] (x, y)
-        spread = log_spread.clamp(*LOG_SPREAD).exp()
+        spread = log_spread.exp()
         x, y = grid(pixels.float())
         dx = (x - centre[..., 0, None, None]) / spread[..., 0, None, None]  # [N, Q, 1, w]
         dy = (y - centre[..., 1, None, None]) / spread[..., 1, None, None]  # [N, Q, h, 1]
