@@ -30,8 +30,11 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     single = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
     ddp = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
     assert ddp["state"]["step"] == single["state"]["step"] == 10  # 43 sample images // 8 = 5 steps an epoch
+    # fp32 sums run in another order (two batches of 4 against one of 8, kernels blocked by batch size): after
+    # 10 steps the weights (|w| <= 0.2) differed by up to 7e-5 on an Intel Sapphire Rapids CPU (session 10), by
+    # less on AMD; a gradient summed instead of averaged, or not synchronised, moves them by lr * grad per step
     for key, value in single["model"].items():
-        torch.testing.assert_close(ddp["model"][key], value, rtol=1e-4, atol=1e-5, msg=f"{key} differs")
+        torch.testing.assert_close(ddp["model"][key], value, rtol=1e-3, atol=3e-4, msg=f"{key} differs")
     # validation metrics were all-reduced over both shards of the val set: same numbers as one process
     a, b = single["state"]["history"][-1], ddp["state"]["history"][-1]
     assert abs(a["val_miou"] - b["val_miou"]) < 1e-3 and abs(a["val_loss"] - b["val_loss"]) < 1e-3

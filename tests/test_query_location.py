@@ -110,12 +110,12 @@ def test_queries_start_on_a_grid_over_the_image_at_the_given_spread():
 def test_the_model_passes_query_spread_to_its_queries_and_refuses_a_spread_out_of_range():
     model = MaskFormerPanoptic(2, [False, True], query_spread=0.03, **TINY)
     assert model.decoder.location_head[-1].bias[2:].tolist() == pytest.approx([model.decoder.spread_logit(0.03)] * 2)
-    assert model.decoder.log_spread_bounds == pytest.approx((math.log(0.03) - 3, math.log(0.03) + 1.5))
+    assert model.decoder.log_spread_bounds == pytest.approx(LOG_SPREAD)  # stuff queries can still cover the image
     with pytest.raises(ValueError, match="initial spread"):
         MaskFormerInstance(1, query_spread=0.0, **TINY)
 
 
-def test_a_spread_stays_near_its_start_and_keeps_a_gradient_at_the_bounds():
+def test_a_spread_moves_smoothly_over_the_whole_range_and_keeps_a_gradient_near_the_bounds():
     """Session 10: a clamped spread pushed to e^1 had no gradient back; the sigmoid-bounded one always has."""
     torch.manual_seed(0)
     dec = QueryDecoder(num_classes=1, num_queries=1, dim=32, mask_dim=32, layers=1, heads=1, ffn=64, levels=1,
@@ -129,8 +129,8 @@ def test_a_spread_stays_near_its_start_and_keeps_a_gradient_at_the_bounds():
         assert float(masks[8, 8]) == pytest.approx(0.0, abs=1e-6)
         widths[name] = (1 / 17) / math.sqrt(-float(masks[9, 8]))  # one row below: -(dy / sy)^2
     assert widths["start"] == pytest.approx(0.03, rel=1e-3)
-    assert widths["wide"] == pytest.approx(0.03 * math.exp(1.5), rel=1e-2)
-    assert widths["narrow"] == pytest.approx(0.03 * math.exp(-3), rel=1e-2)
+    assert widths["wide"] == pytest.approx(math.exp(LOG_SPREAD[1]), rel=1e-2)
+    assert widths["narrow"] == pytest.approx(math.exp(LOG_SPREAD[0]), rel=1e-2)
     dec.location_head[-1].bias.data[2:] = 3.0  # near the upper bound: the loss can still narrow it
     dec.predict(queries, pixels)[1].sum().backward()
     assert float(dec.location_head[-1].bias.grad[2:].abs().min()) > 0

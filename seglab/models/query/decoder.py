@@ -15,11 +15,12 @@ log-prior -((x - cx) / sx)^2 - ((y - cy) / sy)^2 on the normalised pixel grid: t
 the fixed coordinate channels (x, y, x^2, y^2, 1), written in centre and spread for conditioning. The
 centre starts at a learned reference point per query (a regular grid over the image) and the
 location head moves it; the spread starts at `initial_spread` of the image (about an object's radius:
-`query_spread=`) and stays within e^-3 .. e^1.5 of that; cross-attention values carry the sine position code, so what a query
-attends to tells it where it is (Anchor / DAB-DETR's reference points; CondInst's relative
+`query_spread=`) and moves smoothly within e^-7 .. e^1; cross-attention values carry the sine
+position code, so what a query attends to tells it where it is (Anchor / DAB-DETR's reference points; CondInst's relative
 coordinates). A session-6 DSB2018 run without it ended with 5-8k-pixel blob masks and nuclei PQ 0; with it
 (session 8, 3 epochs) still PQ 0: the spreads started at the whole image and had not shrunk (docs/panoptic.md),
-hence the grid and the object-sized start.
+hence the grid and the object-sized start; session 10 (2 epochs): every spread still went to its upper
+bound, so the set loss rewards wide masks (docs/panoptic.md has the likely cause: the loss points).
 """
 
 from __future__ import annotations
@@ -99,15 +100,13 @@ def reference_grid(count: int) -> torch.Tensor:
 
 
 LOG_SPREAD = (-7.0, 1.0)  # a query's spread (sx, sy), as a fraction of the image: e^-7 .. e^1
-# and around where it starts: initial / e^3 .. initial * e^1.5, reached smoothly (a sigmoid, no clamp: a clamped
-# spread that hit e^1 had no gradient left; session 10's DSB2018 run sat there after one epoch, every mask a blob)
-SPREAD_AROUND_START = (-3.0, 1.5)
+# reached smoothly (a sigmoid of the location head's output, no clamp): a clamped spread that hit e^1 had no
+# gradient left (session 10). The whole range stays open whatever the start: a stuff query (background) needs e^1.
 
 
 def spread_bounds(initial_spread: float) -> tuple[float, float]:
-    """The log-spread range of queries that start at `initial_spread` of the image."""
-    start = math.log(initial_spread)
-    return (max(LOG_SPREAD[0], start + SPREAD_AROUND_START[0]), min(LOG_SPREAD[1], start + SPREAD_AROUND_START[1]))
+    """The log-spread range of queries that start at `initial_spread` of the image (the same for every start)."""
+    return LOG_SPREAD
 
 
 class QueryDecoder(nn.Module):
