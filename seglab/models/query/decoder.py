@@ -104,11 +104,6 @@ LOG_SPREAD = (-7.0, 1.0)  # a query's spread (sx, sy), as a fraction of the imag
 # gradient left (session 10). The whole range stays open whatever the start: a stuff query (background) needs e^1.
 
 
-def spread_bounds(initial_spread: float) -> tuple[float, float]:
-    """The log-spread range of queries that start at `initial_spread` of the image (the same for every start)."""
-    return LOG_SPREAD
-
-
 class QueryDecoder(nn.Module):
     """(per-pixel embeddings, levels coarse to fine) -> [(class logits, mask logits)] before and after each layer."""
 
@@ -131,22 +126,22 @@ class QueryDecoder(nn.Module):
             self.reference = nn.Embedding(num_queries, 2)  # centres before the head moves them, as logits
             with torch.no_grad():
                 self.reference.weight.copy_(torch.logit(reference_grid(num_queries)))
-            self.log_spread_bounds = spread_bounds(initial_spread)
-            self.location_head = MLP(dim, 4)  # (dcx, dcy) in logit space, (sx, sy) as logits within the bounds
+            self.location_head = MLP(dim, 4)  # (dcx, dcy) in logit space, (sx, sy) as logits over LOG_SPREAD
             nn.init.zeros_(self.location_head[-1].weight)
             with torch.no_grad():  # start: the reference point, spread `initial_spread` of the image
                 self.location_head[-1].bias.copy_(torch.tensor([0.0, 0.0] + [self.spread_logit(initial_spread)] * 2))
 
-    def spread_logit(self, spread: float) -> float:
-        """The location head's output that means `spread` (inside the bounds)."""
-        low, high = self.log_spread_bounds
+    @staticmethod
+    def spread_logit(spread: float) -> float:
+        """The location head's output that means `spread` (inside LOG_SPREAD)."""
+        low, high = LOG_SPREAD
         fraction = min(max((math.log(spread) - low) / (high - low), 1e-4), 1 - 1e-4)
         return math.log(fraction / (1 - fraction))
 
     def location_prior(self, out: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         """The Gaussian log-prior of each query's place on the pixel grid: [N, Q, h, w]."""
         shift, spread_logit = self.location_head(out).float().split(2, dim=-1)
-        low, high = self.log_spread_bounds
+        low, high = LOG_SPREAD
         log_spread = low + (high - low) * torch.sigmoid(spread_logit)
         centre = torch.sigmoid(self.reference.weight + shift)  # [N, Q, 2] (x, y)
         spread = log_spread.exp()
