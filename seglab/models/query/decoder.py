@@ -17,7 +17,8 @@ centre starts at a learned reference point per query (a regular grid over the im
 location head moves it; the spread starts at `initial_spread` of the image (about an object's radius:
 `query_spread=`) and moves smoothly within LOG_SPREAD; cross-attention values carry the sine
 position code, so what a query attends to tells it where it is (Anchor / DAB-DETR's reference
-points; CondInst's relative coordinates). A session-6 DSB2018 run without it ended with 5-8k-pixel blob masks and nuclei PQ 0; with it
+points; CondInst's relative coordinates). A session-6 DSB2018 run without it ended with 5-8k-pixel
+blob masks and nuclei PQ 0; with it
 (session 8, 3 epochs) still PQ 0: the spreads started at the whole image and had not shrunk (docs/panoptic.md),
 hence the grid and the object-sized start; session 10 (2 epochs): every spread still went to its upper
 bound, so the set loss rewards wide masks (docs/panoptic.md has the likely cause: the loss points).
