@@ -128,6 +128,10 @@ KEY_TABLE: list[Key] = [
     Key("query_spread", float, 0.1, "maskformer_instance / maskformer: where each query starts, the spread of its "
         "place (a Gaussian over a grid of starting points) as a fraction of the image: about an object's radius",
         ARCH, check=in_range(0.001, 2.7), model_argument=True),
+    Key("mask_loss", str, "points", "maskformer*: where the matched masks' BCE + Dice is computed: points = "
+        "sampled pixels, half in the segment's box (Mask2Former; enough for large segments), dense = every pixel "
+        "at the mask stride (many small objects: penalises a mask spilling over its neighbours)", ARCH,
+        choices=("points", "dense"), model_argument=True),
     Key("decoder_layers", int, 3, "maskformer*: transformer decoder layers (queries cross-attend to the 1/32, 1/16, "
         "1/8 maps in turn)", ARCH, check=at_least(1), model_argument=True),
     # --- training ---

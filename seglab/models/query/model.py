@@ -24,7 +24,7 @@ from seglab.encoders import build_encoder
 from seglab.models.blocks import single_width
 from seglab.models.padding import pad_to_multiple
 from seglab.models.query.decoder import QueryDecoder
-from seglab.models.query.loss import set_losses
+from seglab.models.query.loss import MASK_TARGETS, set_losses
 from seglab.models.query.pixel_decoder import DECODER_LEVELS, PixelDecoder
 
 
@@ -41,13 +41,16 @@ class MaskClassifier(nn.Module):
 
     def __init__(self, num_classes: int, encoder: str = "", encoder_weights: str = "", in_channels: int = 3,
                  num_queries: int = 100, decoder_channels: int | list | None = None, decoder_layers: int = 3,
-                 mask_stride: int = 4, mask_points: int = 512, query_spread: float = 0.1):
+                 mask_stride: int = 4, mask_points: int = 512, query_spread: float = 0.1,
+                 mask_loss: str = "points"):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
         if num_queries < 1 or decoder_layers < 1 or mask_points < 2:
             raise ValueError(f"num_queries ({num_queries}) and decoder_layers ({decoder_layers}) must be at least 1, "
                              f"mask_points ({mask_points}) at least 2")
+        if mask_loss not in MASK_TARGETS:
+            raise ValueError(f"mask_loss must be one of {', '.join(MASK_TARGETS)}, got {mask_loss!r}")
         width = single_width(decoder_channels, self.default_width)
         if width % 32:
             raise ValueError(f"decoder_channels must be a multiple of 32 (heads of 32 channels), got {width}")
@@ -61,7 +64,7 @@ class MaskClassifier(nn.Module):
                                     ffn=4 * width, levels=DECODER_LEVELS, located=self.located,
                                     initial_spread=query_spread)
         self.loss_options = {"weights": dict(self.loss_weights), "no_object_weight": self.no_object_weight,
-                             "points": int(mask_points)}
+                             "points": int(mask_points), "mask_loss": mask_loss}
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         """Zeros (the mean colour after normalisation) on the right and bottom up to `multiple`."""

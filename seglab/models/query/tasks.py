@@ -35,10 +35,11 @@ class MaskFormerSemantic(MaskClassifier):
     located = False  # a segment is all of a class's pixels, wherever they are: no place per query
 
     def __init__(self, num_classes: int, encoder: str = "", encoder_weights: str = "", in_channels: int = 3,
-                 num_queries: int = 100, decoder_channels: int | list | None = None, decoder_layers: int = 3):
+                 num_queries: int = 100, decoder_channels: int | list | None = None, decoder_layers: int = 3,
+                 mask_loss: str = "points"):
         # only options that are config keys (semantic models take nothing else); mask stride 4, 512 points
         super().__init__(num_classes, encoder, encoder_weights, in_channels, num_queries, decoder_channels,
-                         decoder_layers)
+                         decoder_layers, mask_loss=mask_loss)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None):
         if labels is not None:
@@ -52,9 +53,9 @@ class MaskFormerInstance(MaskClassifier):
     def __init__(self, num_classes: int, encoder: str = "", encoder_weights: str = "", in_channels: int = 3,
                  num_queries: int = 100, decoder_channels: int | list | None = None, decoder_layers: int = 3,
                  mask_stride: int = 4, mask_points: int = 512, query_spread: float = 0.1,
-                 score_threshold: float = 0.05, max_detections: int = 100):
+                 mask_loss: str = "points", score_threshold: float = 0.05, max_detections: int = 100):
         super().__init__(num_classes, encoder, encoder_weights, in_channels, num_queries, decoder_channels,
-                         decoder_layers, mask_stride, mask_points, query_spread)
+                         decoder_layers, mask_stride, mask_points, query_spread, mask_loss)
         self.inference = {"score_threshold": float(score_threshold), "max_detections": int(max_detections)}
 
     def postprocess(self, raw: tuple, size: tuple) -> list[dict]:
@@ -76,11 +77,11 @@ class MaskFormerPanoptic(MaskClassifier):
     def __init__(self, num_classes: int, is_thing: list[bool], encoder: str = "", encoder_weights: str = "",
                  in_channels: int = 3, num_queries: int = 100, decoder_channels: int | list | None = None,
                  decoder_layers: int = 3, mask_stride: int = 4, mask_points: int = 512, query_spread: float = 0.1,
-                 object_threshold: float = 0.8, overlap_threshold: float = 0.8):
+                 mask_loss: str = "points", object_threshold: float = 0.8, overlap_threshold: float = 0.8):
         if len(is_thing) != num_classes:
             raise ValueError(f"is_thing has {len(is_thing)} entries for {num_classes} classes")
         super().__init__(num_classes, encoder, encoder_weights, in_channels, num_queries, decoder_channels,
-                         decoder_layers, mask_stride, mask_points, query_spread)
+                         decoder_layers, mask_stride, mask_points, query_spread, mask_loss)
         self.is_thing = [bool(t) for t in is_thing]
         self.inference = {"object_threshold": float(object_threshold), "overlap_threshold": float(overlap_threshold)}
 
