@@ -23,14 +23,14 @@ def blocks(size: int = S) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_preset_names():
-    assert set(PRESETS) == {"none", "flip", "light", "strong"}
+    assert set(PRESETS) == {"none", "flip", "flips", "light", "strong"}
     assert preset_name(True) == "light" and preset_name(False) == "none" and preset_name("STRONG") == "strong"
     assert build_augment("none", S) is None and build_augment(False, S) is None
-    with pytest.raises(KeyError, match="unknown augmentation preset 'heavy'. Valid presets: none, flip, light, strong"):
+    with pytest.raises(KeyError, match="unknown augmentation preset 'heavy'. Valid presets: none, flip, flips, light, strong"):
         build_augment("heavy", S)
 
 
-@pytest.mark.parametrize("preset", ["flip", "light", "strong"])
+@pytest.mark.parametrize("preset", ["flip", "flips", "light", "strong"])
 def test_same_seed_same_pair_and_the_global_rng_is_untouched(preset):
     transform = build_augment(preset, S, 255)
     image, mask = blocks()
@@ -48,6 +48,19 @@ def test_same_seed_same_pair_and_the_global_rng_is_untouched(preset):
         assert out_mask.dtype == torch.uint8 and out_mask.shape == (S, S)
         assert type(out_image) is torch.Tensor and out_image.is_contiguous()
         assert set(out_mask.unique().tolist()) <= {0, 1, 2, 255}  # nearest neighbour: no new labels
+
+
+def test_flips_gives_the_four_mirror_images_with_the_mask_alongside():
+    transform = build_augment("flips", S, 255)
+    image, mask = blocks()
+    seen = set()
+    for seed in range(24):
+        out_image, out_mask = augment_pair(transform, image, mask, seed)
+        for name, dims in {"none": [], "h": [-1], "v": [-2], "hv": [-2, -1]}.items():
+            if torch.equal(out_image, image.flip(dims) if dims else image):
+                assert torch.equal(out_mask, mask.flip(dims) if dims else mask)
+                seen.add(name)
+    assert seen == {"none", "h", "v", "hv"}
 
 
 def test_runs_on_one_thread_and_restores_the_callers_thread_count():

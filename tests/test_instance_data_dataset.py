@@ -82,7 +82,7 @@ def colour_agreement(image: torch.Tensor, masks: torch.Tensor, labels: torch.Ten
     return hits / max(total, 1)
 
 
-@pytest.mark.parametrize("preset", ["flip", "light", "strong"])
+@pytest.mark.parametrize("preset", ["flip", "flips", "light", "strong"])
 def test_augmentation_is_seeded_and_keeps_image_masks_boxes_and_labels_together(tmp_path, preset):
     split = write_coloured(tmp_path)
     dataset = InstanceDataset(split, size=64, augment=preset)

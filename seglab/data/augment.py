@@ -4,6 +4,7 @@ Presets (`augment_preset=`; `augment=false` means none):
   none    the sample as decoded (stretched to the training size)
   flip    horizontal flip only: the training pixels keep the evaluation framing. Best for short CPU
           budgets (a few thousand samples), where cropping costs more accuracy than it buys
+  flips   horizontal and vertical flips: for images with no up (microscopy, aerial, satellite)
   light   random resized crop (area 50-100%, aspect 3/4-4/3 of the training size's) back to the training
           size, horizontal flip
   strong  random resized crop (area 25-100%), horizontal flip, then with probability 1/2 a random
@@ -39,6 +40,10 @@ def _flip(size, ignore_index: int, crop: bool = True) -> v2.Transform:
     return v2.RandomHorizontalFlip()
 
 
+def _flips(size, ignore_index: int, crop: bool = True) -> v2.Transform:
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()])
+
+
 def _crop(size, scale: tuple[float, float]) -> v2.Transform:
     """Random crop of `scale` of the area, its aspect within 3/4-4/3 of the training size's, resized to it."""
     height, width = as_hw(size)
@@ -63,7 +68,7 @@ def _strong(size, ignore_index: int, crop: bool = True) -> v2.Transform:
     ])
 
 
-PRESETS = {"none": _none, "flip": _flip, "light": _light, "strong": _strong}
+PRESETS = {"none": _none, "flip": _flip, "flips": _flips, "light": _light, "strong": _strong}
 
 
 def preset_name(augment, presets: dict = PRESETS, what: str = "augmentation preset") -> str:

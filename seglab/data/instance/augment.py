@@ -3,6 +3,7 @@
 Presets (`augment=`; True means light, False none):
   none    the sample as decoded and resized
   flip    horizontal flip
+  flips   horizontal and vertical flips (no up in the image: nuclei, cells, aerial views)
   light   random resized crop (area 50-100%, aspect within 3/4-4/3 of the image's) back to the sample's
           size (scale jitter + random crop), horizontal flip
   strong  as light with area 25-100%, then colour jitter (brightness, contrast, saturation 0.3)
@@ -33,6 +34,10 @@ def _flip(height: int, width: int) -> v2.Transform:
     return v2.RandomHorizontalFlip()
 
 
+def _flips(height: int, width: int) -> v2.Transform:
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()])
+
+
 def _crop(height: int, width: int, scale: tuple[float, float]) -> v2.Transform:
     aspect = width / height
     return v2.RandomResizedCrop((height, width), scale=scale, ratio=(aspect * 3 / 4, aspect * 4 / 3), antialias=True)
@@ -47,7 +52,7 @@ def _strong(height: int, width: int) -> v2.Transform:
                        v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3)])
 
 
-PRESETS = {"none": _none, "flip": _flip, "light": _light, "strong": _strong}
+PRESETS = {"none": _none, "flip": _flip, "flips": _flips, "light": _light, "strong": _strong}
 
 
 def preset_name(augment) -> str:

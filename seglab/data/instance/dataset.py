@@ -49,7 +49,7 @@ def resize_masks(masks: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 class InstanceDataset(Dataset):
-    """augment: none | flip | light | strong (seglab.data.instance.augment), or True (light) / False (none)."""
+    """augment: none | flip | flips | light | strong (seglab.data.instance.augment), or True (light) / False (none)."""
 
     def __init__(self, split: InstanceSplit, size: int | None, augment: bool | str = False, cache: bool = False,
                  skip_bad: bool = False):

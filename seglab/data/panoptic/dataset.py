@@ -3,7 +3,7 @@ panoptic form {"segment_ids": int64 [H, W] (0 void; ids 1..S), "segments": [{"id
 
 Resize policy (as InstanceDataset): the image is resized so its longer side is `size` (aspect kept; bilinear,
 `load_image`), its segment ids with it (nearest, pixel centres: `resize_ids`); segments that vanish are dropped
-and ids renumbered 1..S. Augmentation: the presets of seglab.data.instance.augment (none | flip | light |
+and ids renumbered 1..S. Augmentation: the presets of seglab.data.instance.augment (none | flip | flips | light |
 strong) through torchvision.transforms.v2 on the image and the id map (`tv_tensors.Mask`: nearest), applied
 when the key is `(index, seed)` (EpochBatchSampler): the same (index, seed) gives the same sample.
 An image whose truth has a problem (seglab.data.panoptic.spec.SEVERITY) is a DataError naming the file;
