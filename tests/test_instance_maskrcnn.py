@@ -244,3 +244,23 @@ def test_nuclei_settings_train_on_a_real_dsb_image_from_the_instance_dataset():
     with torch.no_grad():
         outputs = model(batch)
     assert [o["masks"].shape[-2:] for o in outputs] == [image.shape[-2:] for image in images]
+
+
+def test_under_bf16_autocast_the_box_arithmetic_stays_float32():
+    """Anchors, proposals and the heads' box outputs in float32 (bf16 coordinates of a 512-px image sit on a
+    2-4 px grid: the DSB2018 recipe's loss became NaN); the convolutions still run in bf16."""
+    torch.manual_seed(0)
+    model = MaskRCNN(num_classes=2, encoder="resnet18", anchor_sizes=SMALL_OBJECT_ANCHORS, **SMALL).train()
+    seen = {}
+    model.roi_heads.register_forward_pre_hook(lambda m, args: seen.update(proposals=args[1][0].dtype))
+    model.rpn.head.conv.register_forward_hook(lambda m, i, out: seen.update(rpn_conv=out[0].dtype))
+    model.rpn.anchor_generator.register_forward_hook(lambda m, i, out: seen.update(anchors=out[0].dtype))
+    image, target = scene(96, 96)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(image[None], [target])
+    assert seen == {"proposals": torch.float32, "anchors": torch.float32, "rpn_conv": torch.bfloat16}
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(image[None])[0]
+    assert out["boxes"].dtype == out["masks"].dtype == out["scores"].dtype == torch.float32

@@ -18,6 +18,13 @@ What seglab sets on torchvision's GeneralizedRCNNTransform:
 does for pretrained detection backbones: use it with ImageNet weights and batches of a few images.
 Encoders are chosen by their declared reductions (fpn_backbone.py): single-scale ones (ViT) fail.
 
+Mixed precision: under bf16 / fp16 autocast the encoder, FPN and the heads' convolutions and linears run in
+the low precision, but the box arithmetic does not: the FPN's features, the RPN head's and the predictors'
+outputs are cast to float32 (forward hooks, `FLOAT32_OUTPUTS`), so anchors, proposals, box encodings and the
+losses are float32. torchvision decodes boxes in the dtype of the deltas; in bf16 (8 mantissa bits) the
+coordinates of a 512-px image sit on a 2-4 px grid, and with 8-px anchors the DSB2018 recipe's loss became
+NaN within 35 steps.
+
 Every constructor argument is a plain JSON value (lists for tuples), so a checkpoint rebuilds the
 model with `MaskRCNN(**args)` and `load_state_dict`. `NUCLEI` holds the settings for many small
 objects (nuclei are 5-40 px, hundreds per image): `MaskRCNN(num_classes=1, **NUCLEI)`.
@@ -26,6 +33,7 @@ objects (nuclei are 5-40 px, hundreds per image): `MaskRCNN(num_classes=1, **NUC
 from __future__ import annotations
 
 import torch
+from torch.utils._pytree import tree_map
 from torchvision.models.detection import MaskRCNN as TorchvisionMaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
@@ -48,6 +56,13 @@ NUCLEI = {
     "box_batch_size_per_image": 1024,  # RoIs sampled for the heads' losses, a quarter positive at most
 }
 NO_SIZE_CAP = 1 << 30
+# the submodules whose outputs carry coordinates or go into box arithmetic: cast to float32 under autocast
+FLOAT32_OUTPUTS = ("backbone", "rpn.head", "roi_heads.box_predictor", "roi_heads.mask_predictor")
+
+
+def float32_output(module, inputs, output):
+    """Forward hook: every floating-point tensor of `output` (tensor, list, tuple, dict) as float32."""
+    return tree_map(lambda t: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t, output)
 
 
 class KeepSizeTransform(GeneralizedRCNNTransform):
@@ -117,6 +132,8 @@ class MaskRCNN(TorchvisionMaskRCNN):
             rpn_batch_size_per_image=rpn_batch_size_per_image, box_batch_size_per_image=box_batch_size_per_image)
         self.transform = KeepSizeTransform(min_size, max_size, in_channels, enc.multiple)
         self.normalization = {k: list(v) for k, v in enc.normalization.items()}
+        for name in FLOAT32_OUTPUTS:
+            self.get_submodule(name).register_forward_hook(float32_output)
 
     @property
     def encoder(self):
