@@ -76,7 +76,7 @@ def set_losses(predictions: list[tuple[torch.Tensor, torch.Tensor]], segments: l
     device = predictions[0][0].device
     class_weights = torch.ones(num_classes + 1, device=device)
     class_weights[-1] = options["no_object_weight"]
-    targets_of, logits_at_targets = MASK_TARGETS[options.get("mask_loss", "points")]
+    targets_of, logits_at_targets = MASK_TARGETS[options["mask_loss"]]
     stride = padded[0] // predictions[0][1].shape[-2]
     points = [targets_of(s, options["points"], padded, stride) for s in segments]
     shared = [matching_points(s, options["points"]) for s in segments]
