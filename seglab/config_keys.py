@@ -130,7 +130,9 @@ KEY_TABLE: list[Key] = [
         ARCH, check=in_range(0.001, 2.7), model_argument=True),
     Key("mask_loss", str, "points", "maskformer*: where the matched masks' BCE + Dice is computed: points = "
         "sampled pixels, half in the segment's box (Mask2Former; enough for large segments), dense = every pixel "
-        "at the mask stride (many small objects: penalises a mask spilling over its neighbours)", ARCH,
+        "at the mask stride (many small objects: penalises a mask spilling over its neighbours); yolo_seg: its "
+        "mask BCE inside the true box, points = a 32 x 32 grid at input resolution read bilinearly from the "
+        "prototypes (what inference thresholds), dense = every prototype cell against the covered fraction", ARCH,
         choices=("points", "dense"), model_argument=True),
     Key("decoder_layers", int, 3, "maskformer*: transformer decoder layers (queries cross-attend to the 1/32, 1/16, "
         "1/8 maps in turn)", ARCH, check=at_least(1), model_argument=True),
@@ -201,6 +203,10 @@ KEY_TABLE: list[Key] = [
         "matching accuracy (val, training), have at least this score; predictions.json and COCO AP keep every "
         "detection down to score_threshold; val / predict: unset = the checkpoint's calibrated min_score when it "
         "records one (calibrate_min_score), else 0.5", ("train", "val", "predict"), check=in_range(0, 1, True)),
+    Key("max_covered", float, 0.5, "instance id maps (painted best score first, so instances do not overlap): a "
+        "detection whose mask is more than this fraction covered by better ones is dropped rather than keeping the "
+        "sliver left over (what predict writes and val scores); 1 = keep every detection with a free pixel",
+        ("train", "val", "predict"), check=in_range(0, 1, True)),
     Key("calibrate_min_score", bool, True, "instance train: at the end, choose min_score (0.05..0.95 in steps of "
         "0.05) maximising matching accuracy at IoU 0.5 on up to 64 training images (seeded; one inference pass "
         "each, at their own size) and record it in best.pt, for val / predict", TRAIN),

@@ -64,6 +64,35 @@ def test_a_detection_covered_by_better_ones_is_dropped_and_masks_never_overlap()
     assert len(confident) == 1 and set(np.unique(confident.ids)) == {0, 1}
 
 
+@pytest.mark.parametrize("max_covered, kept_expected", [(1.0, [0, 1, 2]), (0.5, [0, 2]), (0.75, [0, 1, 2])])
+def test_a_detection_mostly_covered_by_a_better_one_is_dropped_not_kept_as_a_sliver(max_covered, kept_expected):
+    best = np.zeros((20, 20), np.float32)
+    best[2:12, 2:12] = 1.0
+    sliver = np.zeros((20, 20), np.float32)
+    sliver[2:12, 6:14] = 0.9  # 80 pixels, 60 of them the best one's: 75 % covered
+    apart = np.zeros((20, 20), np.float32)
+    apart[14:18, 14:18] = 0.8
+    ids, kept = paint(np.stack([best, sliver, apart]), (20, 20), max_covered)
+    assert kept == kept_expected
+    assert (ids == 1).sum() == 100 and (ids == len(kept)).sum() == 16
+    if 1 in kept:  # kept, it holds only its 20 free pixels
+        assert (ids == 2).sum() == 20
+
+
+def test_the_tiled_path_drops_covered_detections_by_the_same_rule():
+    from seglab.inference.instance_tiling import predict_tiled
+
+    best = np.zeros((16, 16), np.float32)
+    best[2:10, 2:10] = 1.0
+    sliver = np.zeros((16, 16), np.float32)
+    sliver[2:10, 4:12] = 0.9  # 64 pixels, 48 covered
+    found = {"scores": np.array([0.9, 0.8], np.float32), "labels": np.array([0, 0]), "probs": np.stack([best, sliver])}
+    image = np.zeros((16, 16, 3), np.uint8)
+    for max_covered, count in [(1.0, 2), (0.7, 1)]:
+        prediction = predict_tiled(image, lambda view: found, 16, 0.25, max_covered=max_covered)
+        assert len(prediction) == count and (prediction.ids == 1).sum() == 64
+
+
 def test_id_png_is_16_bit_beyond_255_instances(tmp_path):
     ids = np.arange(300, dtype=np.int32).reshape(15, 20)
     save_ids(tmp_path / "many.png", ids)

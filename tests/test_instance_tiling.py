@@ -168,17 +168,20 @@ class SoftBlobs(nn.Module):
         return out
 
 
-def test_one_tile_equals_the_whole_image_path():
+@pytest.mark.parametrize("max_covered", [1.0, 0.5])
+def test_one_tile_equals_the_whole_image_path(max_covered):
     """An image whose longer side is the training size fits one tile at native scale: tiled and untiled give
-    the same ids, scores and labels (soft overlapping masks, so painting order and resizing matter)."""
+    the same ids, scores and labels (soft overlapping masks, so painting order, resizing and the rule that
+    drops covered detections matter)."""
     image = np.asarray(Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 12, 3), np.uint8))
                        .resize((48, 64), Image.BICUBIC))
-    whole = InstancePredictor(SoftBlobs(), CPU, InstanceOptions(mode="stretch"), metadata(64)).predict(image)
-    tiled_predictor = InstancePredictor(SoftBlobs(), CPU, InstanceOptions(mode="tile"), metadata(64))
+    options = {"max_covered": max_covered}
+    whole = InstancePredictor(SoftBlobs(), CPU, InstanceOptions(mode="stretch", **options), metadata(64)).predict(image)
+    tiled_predictor = InstancePredictor(SoftBlobs(), CPU, InstanceOptions(mode="tile", **options), metadata(64))
     assert tiled_predictor.mode_for(64, 48) == "tile"
     stats = TilingStats()
-    tiled = predict_tiled(image, tiled_predictor.detect, 64, 0.25, stats=stats)
-    assert stats.tiles == 1 and len(whole) >= 4
+    tiled = predict_tiled(image, tiled_predictor.detect, 64, 0.25, stats=stats, **options)
+    assert stats.tiles == 1 and len(whole) >= (4 if max_covered == 1.0 else 2)
     assert np.array_equal(tiled.ids, whole.ids)
     assert np.array_equal(tiled.scores, whole.scores) and np.array_equal(tiled.labels, whole.labels)
     assert np.array_equal(tiled_predictor.predict(image).ids, whole.ids)

@@ -32,7 +32,8 @@ The steps:
      the overlap, cut in every tile that sees it), with the score and label of its best piece;
    - any other piece is a new object;
 5. objects painted best score first into one id map, as `paint` does for the whole image: a pixel
-   belongs to the best object covering it; an object left without pixels is dropped.
+   belongs to the best object covering it; an object left without pixels, or more than `max_covered` of
+   it taken, is dropped.
 `max_detections` caps each tile, not the image. With a single tile at factor 1 (an image no larger than
 a tile) and an image whose longer side is the training size, the result is the whole-image path's.
 
@@ -52,7 +53,7 @@ import torch
 from PIL import Image
 
 from seglab.data.io import read_image
-from seglab.inference.instance import InstancePrediction, interpolation_matrix, resize_rows_cols
+from seglab.inference.instance import InstancePrediction, interpolation_matrix, keeps, resize_rows_cols
 from seglab.inference.tiling import tile_starts
 
 SCALE_KEY = "native_scale"  # preprocess[SCALE_KEY]: training pixels per source pixel, when recorded
@@ -228,25 +229,26 @@ def merge(pieces: list[Piece], tiles: list[Box], threshold: float = MATCH) -> li
     return objects
 
 
-def paint_into(ids: np.ndarray, objects: list[Merged]) -> list[Merged]:
+def paint_into(ids: np.ndarray, objects: list[Merged], max_covered: float = 1.0) -> list[Merged]:
     """Best score first into `ids` (as `paint`): an object takes the pixels of its mask no better object took
     (those <= 0: background, or codes of the caller's own), gets the id 1 + the objects painted before it, and
-    is dropped when left without pixels. Returns the painted objects, in id order."""
+    is dropped when left without pixels or more than `max_covered` of its mask taken. Returns the painted
+    objects, in id order."""
     painted: list[Merged] = []
     for obj in sorted(objects, key=lambda o: -o.best.score):
         (y0, x0, y1, x1), mask = obj.box_and_mask()
         target = ids[y0:y1, x0:x1]
         free = mask & (target <= 0)
-        if free.any():
+        if keeps(mask, free, max_covered):
             painted.append(obj)
             target[free] = len(painted)
     return painted
 
 
-def paint_objects(objects: list[Merged], size: tuple[int, int]) -> InstancePrediction:
+def paint_objects(objects: list[Merged], size: tuple[int, int], max_covered: float = 1.0) -> InstancePrediction:
     """Best score first into one id map (as `paint`): a pixel goes to the best object covering it."""
     ids = np.zeros(size, np.int32)
-    painted = paint_into(ids, objects)
+    painted = paint_into(ids, objects, max_covered)
     return InstancePrediction(ids, np.asarray([o.best.score for o in painted], np.float32),
                               np.asarray([o.best.label for o in painted], np.int64))
 
@@ -268,8 +270,8 @@ def tiled_image(image: str | Path | np.ndarray, tile: int, overlap: float, scale
 
 
 def predict_tiled(image: str | Path | np.ndarray, detect: Callable, tile: int, overlap: float, scale: float = 1.0,
-                  margin: int = MARGIN, threshold: float = MATCH, stats: TilingStats | None = None
-                  ) -> InstancePrediction:
+                  margin: int = MARGIN, threshold: float = MATCH, stats: TilingStats | None = None,
+                  max_covered: float = 1.0) -> InstancePrediction:
     """The instances of an image at its own size from overlapping tiles (the module docstring).
 
     `detect` maps a uint8 view [3, h, w] to {"scores" [N], "labels" [N] 0-based, "probs" [N, h, w]}
@@ -284,4 +286,4 @@ def predict_tiled(image: str | Path | np.ndarray, detect: Callable, tile: int, o
         pieces += tile_pieces(crop, window, index, (height, width), detect, scale, margin, stats)
     objects = merge(pieces, tiles, threshold)
     stats.tiles, stats.pieces, stats.objects = len(tiles), len(pieces), len(objects)
-    return paint_objects(objects, (height, width))
+    return paint_objects(objects, (height, width), max_covered)

@@ -21,7 +21,7 @@ from torch import nn
 
 from seglab.encoders import build_encoder
 from seglab.models.instance.onestage_head import LevelHead, Prototypes, Pyramid, pick_taps
-from seglab.models.instance.onestage_loss import Dense, one_stage_losses
+from seglab.models.instance.onestage_loss import MASK_LOSSES, Dense, one_stage_losses
 from seglab.models.instance.onestage_post import detections, distances_to_boxes, locations
 from seglab.models.padding import pad_to_multiple
 
@@ -37,9 +37,11 @@ class OneStageSeg(nn.Module):
                  num_protos: int = 32, depthwise: bool = False, score_threshold: float = 0.05,
                  nms_iou: float = 0.6, pre_nms_top_k: int = 1000, max_detections: int = 100, top_k: int = 10,
                  alpha: float = 1.0, beta: float = 6.0, centre_radius: float = 1.0, gamma: float = 2.0,
-                 mask_samples: int = 128, cls_weight: float = 1.0, box_weight: float = 2.0,
-                 mask_weight: float = 2.0):
+                 mask_samples: int = 128, mask_loss: str = "points", cls_weight: float = 1.0,
+                 box_weight: float = 2.0, mask_weight: float = 2.0):
         super().__init__()
+        if mask_loss not in MASK_LOSSES:
+            raise ValueError(f"mask_loss={mask_loss!r}: expected one of {', '.join(MASK_LOSSES)}")
         strides = sorted(int(s) for s in (strides or [8, 16, 32]))
         if num_classes < 1:
             raise ValueError(f"num_classes counts the object classes (background excluded): got {num_classes}")
@@ -61,7 +63,7 @@ class OneStageSeg(nn.Module):
         self.inference = {"score_threshold": score_threshold, "nms_iou": nms_iou, "pre_nms_top_k": pre_nms_top_k,
                           "max_detections": max_detections}
         self.loss_options = {"top_k": top_k, "alpha": alpha, "beta": beta, "centre_radius": centre_radius,
-                             "gamma": gamma, "mask_samples": mask_samples,
+                             "gamma": gamma, "mask_samples": mask_samples, "mask_loss": mask_loss,
                              "weights": {"cls": cls_weight, "box": box_weight, "mask": mask_weight}}
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:

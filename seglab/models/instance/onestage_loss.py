@@ -12,11 +12,16 @@ Losses (all float32):
 - `loss_cls`: quality focal loss (BCE against the soft target, weighted by |target - p|^gamma) over all
   locations and classes, divided by the number of positives;
 - `loss_box`: GIoU loss of the positives' boxes, weighted by their soft target;
-- `loss_mask`: per-pixel BCE of coef x prototypes against the object's mask averaged down to the
-  prototype resolution (soft targets at the edges; the targets' own entropy is subtracted, so the loss
-  is the KL divergence: same gradient, 0 at a perfect fit), summed inside the (true) box and divided
-  by the box's area in prototype cells; the mean over positives (at most `mask_samples` per image,
-  drawn at random).
+- `loss_mask`: BCE of coef x prototypes against the object's mask inside its (true) box, the mean over
+  positives (at most `mask_samples` per image, drawn at random), where `mask_loss` (MASK_LOSSES) says:
+  - points (the default): a grid of `MASK_GRID` x `MASK_GRID` points spread over the box in input pixels;
+    the logit at a point is read from the prototypes bilinearly (torchvision's roi_align, aligned), which
+    is what inference's upsampling of coef x prototypes gives there, and the truth is the mask's pixel
+    under the point. So the loss sees the mask inference thresholds, at input resolution;
+  - dense: every prototype cell of the box against the fraction of the cell the object covers (soft
+    targets at the edges), divided by the box's area in cells. At stride 4 a nucleus 12 px wide is 3
+    cells, and the fractions blur its edge and the gap to a touching neighbour.
+  Soft targets' own entropy is subtracted (the KL divergence: the same gradient, 0 at a perfect fit).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import box_iou, generalized_box_iou_loss
+from torchvision.ops import box_iou, generalized_box_iou_loss, roi_align
 
 from seglab.models.instance.onestage_post import box_crop, mask_logits
 
@@ -88,8 +93,8 @@ def binary_entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * q.log() + (1 - p) * (1 - q).log())
 
 
-def mask_loss_sum(coefficients: torch.Tensor, protos: torch.Tensor, gt_masks: torch.Tensor, gt_boxes: torch.Tensor,
-                  proto_stride: int) -> torch.Tensor:
+def dense_cells_loss(coefficients: torch.Tensor, protos: torch.Tensor, gt_masks: torch.Tensor, gt_boxes: torch.Tensor,
+                     proto_stride: int) -> torch.Tensor:
     """Sum over P positives of the box-normalised BCE. gt_masks [P, h, w] soft targets at proto resolution."""
     h, w = protos.shape[-2:]
     crop = box_crop(gt_boxes, h, w, proto_stride)
@@ -109,11 +114,53 @@ def downsample_masks(masks: torch.Tensor, padded: tuple, stride: int, chunk: int
     return torch.cat(out) if out else masks.new_zeros(0, padded[0] // stride, padded[1] // stride).float()
 
 
+def dense_mask_loss(coefficients: torch.Tensor, protos: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor,
+                    owner: torch.Tensor, proto_stride: int) -> torch.Tensor:
+    """mask_loss=dense: coefficients [P, k] of positives owned by objects `owner` [P] of masks uint8 [G, H, W]
+    (input pixels) with boxes [G, 4] -> the sum over positives."""
+    padded = (protos.shape[-2] * proto_stride, protos.shape[-1] * proto_stride)
+    objects, which = owner.unique(return_inverse=True)
+    small = downsample_masks(masks[objects], padded, proto_stride)[which]
+    return dense_cells_loss(coefficients, protos, small, boxes[owner], proto_stride)
+
+
+MASK_GRID = 32  # mask_loss=points: points per box side
+
+
+def box_grid(boxes: torch.Tensor, points: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x [G, points], y [G, points]): bin centres of a points x points grid over each xyxy box, in input pixels."""
+    steps = (torch.arange(points, device=boxes.device, dtype=boxes.dtype) + 0.5) / points
+    xs = boxes[:, 0:1] + steps * (boxes[:, 2:3] - boxes[:, 0:1])
+    ys = boxes[:, 1:2] + steps * (boxes[:, 3:4] - boxes[:, 1:2])
+    return xs, ys
+
+
+def point_mask_loss(coefficients: torch.Tensor, protos: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor,
+                    owner: torch.Tensor, proto_stride: int, points: int = MASK_GRID) -> torch.Tensor:
+    """mask_loss=points, the arguments of `dense_mask_loss`: the mean BCE over the grid of each positive's box."""
+    objects, which = owner.unique(return_inverse=True)
+    object_boxes = boxes[objects]
+    # prototypes at the grid points (roi_align samples one bilinear value per bin centre: sampling_ratio=1,
+    # aligned=True puts pixel centres where interpolate(align_corners=False) has them)
+    at_points = roi_align(protos[None], [object_boxes], output_size=points, spatial_scale=1.0 / proto_stride,
+                          sampling_ratio=1, aligned=True)  # [G', k, points, points]
+    logits = torch.einsum("pk,pkyx->pyx", coefficients, at_points[which])
+    xs, ys = box_grid(object_boxes, points)
+    height, width = masks.shape[-2:]
+    cols = xs.floor().long().clamp(0, width - 1)
+    rows = ys.floor().long().clamp(0, height - 1)
+    truth = masks[objects[:, None, None], rows[:, :, None], cols[:, None, :]].to(logits.dtype)  # [G', points, points]
+    bce = F.binary_cross_entropy_with_logits(logits, truth[which], reduction="none")
+    return bce.mean((1, 2)).sum()
+
+
+MASK_LOSSES = {"points": point_mask_loss, "dense": dense_mask_loss}  # mask_loss= -> sum over positives
+
+
 def one_stage_losses(dense: Dense, targets: list[dict], proto_stride: int, options: dict) -> dict[str, torch.Tensor]:
-    """Named losses of a batch; `options`: top_k, alpha, beta, centre_radius, gamma, mask_samples, weights."""
+    """Named losses of a batch; `options`: top_k, alpha, beta, centre_radius, gamma, mask_samples, mask_loss, weights."""
     logits, boxes = dense.logits.float(), dense.boxes.float()
     coefficients, protos = dense.coefficients.float(), dense.protos.float()
-    padded = (protos.shape[-2] * proto_stride, protos.shape[-1] * proto_stride)
     cls_sum = box_sum = mask_sum = logits.new_zeros(())
     positives = quality_sum = logits.new_zeros(())
     mask_count = 0
@@ -137,9 +184,8 @@ def one_stage_losses(dense: Dense, targets: list[dict], proto_stride: int, optio
         if len(pos):
             sample = torch.randperm(len(pos), device=pos.device)[:options["mask_samples"]]
             pos, owner = pos[sample], owner[sample]
-            objects, which = owner.unique(return_inverse=True)
-            small = downsample_masks(target["masks"].to(logits.device)[objects], padded, proto_stride)[which]
-            mask_sum = mask_sum + mask_loss_sum(coefficients[i, pos], protos[i], small, gt_boxes[owner], proto_stride)
+            mask_sum = mask_sum + MASK_LOSSES[options["mask_loss"]](
+                coefficients[i, pos], protos[i], target["masks"].to(logits.device), gt_boxes, owner, proto_stride)
             mask_count += len(pos)
     connect = 0.0 * (boxes.sum() + coefficients.sum() + protos.sum())  # every output in the graph (DDP)
     weights = options["weights"]
