@@ -78,7 +78,8 @@ def validate(key: Key, value):
         value = key.aliases[str(value).lower()]
     if key.choices and value not in key.choices:
         raise ConfigError(f"{key.name}={value!r}: expected {key.allowed_text}")
-    if key.check is not None and not key.check.test(value):
+    optional = value is None and key.default is None  # null where null is the default: the model's own value
+    if key.check is not None and not optional and not key.check.test(value):
         raise ConfigError(f"{key.name}={value!r}: {key.check.text}")
     if key.parse is not None:
         try:

@@ -18,17 +18,17 @@ class Check(NamedTuple):
 
 
 def at_least(low) -> Check:
-    return Check(lambda v: v >= low, f"must be at least {low}")
+    return Check(lambda v: v is not None and v >= low, f"must be at least {low}")
 
 
 def above(low) -> Check:
-    return Check(lambda v: v > low, f"must be above {low}")
+    return Check(lambda v: v is not None and v > low, f"must be above {low}")
 
 
 def in_range(low, high, high_included: bool = False) -> Check:
     if high_included:
-        return Check(lambda v: low <= v <= high, f"must be at least {low} and at most {high}")
-    return Check(lambda v: low <= v < high, f"must be at least {low} and below {high}")
+        return Check(lambda v: v is not None and low <= v <= high, f"must be at least {low} and at most {high}")
+    return Check(lambda v: v is not None and low <= v < high, f"must be at least {low} and below {high}")
 
 
 # --- parsers of structured values: value -> canonical value, or ValueError saying what is expected ---

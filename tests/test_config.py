@@ -146,7 +146,9 @@ def test_parse_time_rejects(text):
 @pytest.mark.parametrize("arg, message", [("imgsz=0", "imgsz=0: height and width must be at least 1"), ("batch=-2", "batch=-2: must be"),
                                           ("val_fraction=1", "val_fraction=1.0: must be"),
                                           ("val_fraction=-0.1", "val_fraction"), ("time=abc", "time='abc'"),
-                                          ("time=-5m", "time='-5m'")])
+                                          ("time=-5m", "time='-5m'"), ("epochs=null", "epochs=None: must be"),
+                                          ("mask_head_channels=0", "mask_head_channels=0: must be"),
+                                          ("max_covered=1.5", "max_covered=1.5: must be")])
 def test_out_of_range_values_fail_when_parsed(arg, message):
     """Checked with the config, before a run folder exists or any data is read."""
     with pytest.raises(ConfigError, match=message):
@@ -159,3 +161,12 @@ def test_out_of_range_values_in_yaml(tmp_path):
     with pytest.raises(ConfigError, match="batch=0"):
         make_config(cfg=path)
     assert make_config(parse_overrides(["val_fraction=0", "time=", "imgsz=1"])).val_fraction == 0.0
+
+
+def test_null_is_allowed_where_null_is_the_default():
+    """mask_head_channels: null = the model's own 256; a number reaches the model."""
+    from seglab.models import model_arguments
+
+    assert make_config(parse_overrides(["mask_head_channels=null"])).mask_head_channels is None
+    cfg = make_config(parse_overrides(["mask_head_channels=64", "model=maskrcnn"]))
+    assert model_arguments("maskrcnn", 1, cfg.to_dict())["mask_head_channels"] == 64

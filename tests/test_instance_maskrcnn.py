@@ -264,3 +264,10 @@ def test_under_bf16_autocast_the_box_arithmetic_stays_float32():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(image[None])[0]
     assert out["boxes"].dtype == out["masks"].dtype == out["scores"].dtype == torch.float32
+
+
+def test_mask_head_channels_set_the_mask_head_and_predictor_widths():
+    model = MaskRCNN(num_classes=1, encoder="resnet18", mask_head_channels=64)
+    convs = [m for m in model.roi_heads.mask_head.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4 and all(c.out_channels == 64 for c in convs)
+    assert model.roi_heads.mask_predictor.conv5_mask.in_channels == 64
