@@ -120,8 +120,8 @@ KEY_TABLE: list[Key] = [
         "(5: x/4 .. x/64); null = the model's default [[32], [64], [128], [256], [512]]", ARCH,
         parse=parse_anchor_sizes, shape="null | [int, ...] | [[int, ...], ...]", model_argument=True),
     Key("mask_head_channels", int, None, "maskrcnn: channels of the mask head's four 3x3 convolutions on each RoI's "
-        "14x14 features; null = 256 (the paper's); 128 costs a quarter per RoI (with ~100 positive RoIs an image, the "
-        "mask head is most of a training step)", ARCH, check=at_least(1), model_argument=True),
+        "14x14 features; null = 256 (the paper's); 128 costs a quarter per RoI (DSB2018 recipe: the mask branch is 29 % "
+        "of a training step at 256, 12 % at 128, benchmarks/maskrcnn_step.py)", ARCH, check=at_least(1), model_argument=True),
     Key("strides", typing.Any, None, "yolo_seg: pyramid strides (doubling); null = [8, 16, 32]; [4, 8, 16, 32] for "
         "objects of a few pixels", ARCH, parse=parse_strides, shape="null | [int, ...]", model_argument=True),
     Key("freeze_encoder_norm", bool, False, "maskrcnn: freeze the encoder's BatchNorm (with ImageNet weights and "
