@@ -118,3 +118,14 @@ def test_model_arguments_match_the_model_constructors():
         for cls in registry.values():
             taken |= set(inspect.signature(cls).parameters) - {"num_classes", "in_channels"}
     assert set(MODEL_ARGUMENTS) <= taken
+
+
+def test_instance_options_defaults_equal_the_keys_they_are_read_from():
+    """InstanceOptions (the API's defaults) sits below the key table, so it states its defaults again: they
+    must be the table's, or a Python caller and `seglab predict` paint different id maps."""
+    from seglab.inference.instance import InstanceOptions
+
+    checked = {f.name: f.default for f in dataclasses.fields(InstanceOptions)
+               if f.name in KEYS_BY_NAME and f.default is not None}  # None: the checkpoint's value
+    assert {"max_covered", "min_score", "overlap", "auto_tile", "tile", "mode"} <= set(checked)
+    assert checked == {name: KEYS_BY_NAME[name].default for name in checked}

@@ -271,3 +271,14 @@ def test_mask_head_channels_set_the_mask_head_and_predictor_widths():
     convs = [m for m in model.roi_heads.mask_head.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 4 and all(c.out_channels == 64 for c in convs)
     assert model.roi_heads.mask_predictor.conv5_mask.in_channels == 64
+
+
+def test_a_key_left_at_null_builds_the_constructor_default():  # configs/dsb2018_maskrcnn.yaml leaves it null
+    from seglab.config import make_config
+    from seglab.models import model_arguments
+
+    cfg = make_config(model="maskrcnn", encoder="resnet18")
+    args = model_arguments("maskrcnn", 1, cfg.to_dict())
+    assert "mask_head_channels" not in args and "anchor_sizes" not in args
+    model = MaskRCNN(**args)
+    assert model.roi_heads.mask_predictor.conv5_mask.in_channels == 256

@@ -30,7 +30,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-from seglab.config_keys import KEYS_BY_NAME
 from seglab.data.dataset import load_image
 from seglab.data.instance.dataset import resized_size
 from seglab.data.io import image_size
@@ -60,7 +59,7 @@ class InstanceOptions:
     auto_tile: float = 8.0
     tile: int = 0  # tile side in pixels at the tiling scale; 0 = the training size
     overlap: float = 0.25
-    max_covered: float = KEYS_BY_NAME["max_covered"].default  # paint: drop a detection covered more than this
+    max_covered: float = 0.5  # paint: drop a detection covered more than this
 
     def __post_init__(self):
         if self.mode not in MODES:

@@ -66,9 +66,10 @@ def model_class(name: str) -> type[nn.Module]:
 
 
 def model_arguments(name: str, num_classes: int, options: dict) -> dict:
-    """The constructor arguments for `name`: num_classes plus those options its signature names."""
+    """The constructor arguments for `name`: num_classes plus those options its signature names and sets (an
+    option left at null means the constructor's own default: mask_head_channels=null builds 256 channels)."""
     params = inspect.signature(model_class(name)).parameters
-    args = {k: v for k, v in options.items() if k in params and k != "num_classes"}
+    args = {k: v for k, v in options.items() if k in params and k != "num_classes" and v is not None}
     if "is_thing" in params and "is_thing" not in args:  # panoptic models: the data says which classes are things;
         args["is_thing"] = [False] + [True] * (num_classes - 1)  # without data, class 0 is the one stuff class
     return {"num_classes": num_classes, **args}
