@@ -205,6 +205,16 @@ def check_model_arguments(cfg, explicit: dict, mode: str) -> None:
                               f"it takes {', '.join(takes) or 'none of the model arguments'}")
 
 
+def check_task_keys(cfg, task: str) -> None:
+    """A key set (recipe or arguments) to other than its default for a task that does not read it is an
+    error, not silently ignored (`seglab train task=instance resize=crop` would train stretched)."""
+    for name in sorted(given_keys(cfg)):
+        key = KEYS_BY_NAME[name]
+        if key.tasks and task not in key.tasks and getattr(cfg, name) != key.default:
+            raise ConfigError(f"{name}={getattr(cfg, name)!r}: the {task} task does not use '{name}' (read by the "
+                              f"{', '.join(key.tasks)} task{'s' if len(key.tasks) > 1 else ''}; `seglab help {name}`)")
+
+
 def non_default_model_arguments(cfg) -> dict:
     """The model arguments whose value differs from the table's default (what a user must have set)."""
     return {k: getattr(cfg, k) for k in MODEL_ARGUMENTS if getattr(cfg, k) != KEYS_BY_NAME[k].default}

@@ -28,6 +28,7 @@ INFER = ("val", "predict")  # the inference keys: val scores what predict writes
 DATA_MODES = ("train", "val", "verify")  # modes that open a dataset
 # Tasks: "" = read it from the model / checkpoint. Add a task here when its implementation lands.
 TASKS = ("semantic", "instance", "panoptic", "prompt", "video")  # == seglab.tasks.TASKS (tested)
+SEMANTIC_TASK, INSTANCE_TASK, PANOPTIC_TASK, PROMPT_TASK, VIDEO_TASK = TASKS  # Key.tasks
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Key:
     check: Check | None = None
     parse: Callable[[Any], Any] | None = None
     formats: tuple[str, ...] = ()  # dataset formats that read the key; () = every format
+    tasks: tuple[str, ...] = ()  # tasks that read the key (seglab/tasks/); () = every task
     shape: str = ""  # the accepted forms of a structured (typing.Any) value
     aliases: dict = field(default_factory=dict)  # other spellings -> the choice they mean
     model_argument: bool = False  # passed to the architecture when its constructor takes it
@@ -144,7 +146,7 @@ KEY_TABLE: list[Key] = [
         "256x352 or [256, 352]; instance: S, each image's longer side", ("train", "benchmark"), parse=parse_imgsz, shape="S | HxW | [H, W]"),
     Key("resize", str, "stretch", "how training pixels relate to source pixels: stretch = each whole image resized "
         "to imgsz (every built-in dataset); crop = random imgsz crops at native resolution (patch training for "
-        "large images; inference then tiles at native scale)", TRAIN, choices=("stretch", "crop")),
+        "large images; inference then tiles at native scale)", TRAIN, choices=("stretch", "crop"), tasks=(SEMANTIC_TASK,)),
     Key("epochs", int, 30, "epochs to train (the time budget may stop earlier)", TRAIN, check=at_least(1)),
     Key("time", str, "", 'wall-clock budget, e.g. "10m", "90s", "1.5h"; empty = no budget', TRAIN,
         parse=parse_time_text),
@@ -159,9 +161,9 @@ KEY_TABLE: list[Key] = [
     Key("schedule", str, "cosine", "learning-rate schedule after the warmup", TRAIN,
         choices=("cosine", "poly", "onecycle", "constant")),
     Key("loss", typing.Any, "ce+dice", "loss or weighted sum of losses (ce, dice, focal, tversky, lovasz)", TRAIN,
-        parse=parse_loss, shape='"ce" | "ce+dice" | "0.5*ce+0.5*dice" | {ce: 0.5, dice: 0.5}'),
+        parse=parse_loss, shape='"ce" | "ce+dice" | "0.5*ce+0.5*dice" | {ce: 0.5, dice: 0.5}', tasks=(SEMANTIC_TASK,)),
     Key("class_weights", typing.Any, "", "loss class weights: median = median frequency of the train masks",
-        TRAIN, parse=parse_class_weights, shape='"" | median | [w0, w1, ...]'),
+        TRAIN, parse=parse_class_weights, shape='"" | median | [w0, w1, ...]', tasks=(SEMANTIC_TASK,)),
     Key("clip_grad", float, 0.0, "max gradient norm; 0 = no clipping", TRAIN, check=at_least(0)),
     Key("accumulate", int, 1, "batches per optimizer step (gradient accumulation)", TRAIN, check=at_least(1)),
     Key("ema", float, 0.0, "decay of an exponential moving average of the weights (e.g. 0.999); 0 = off", TRAIN,
@@ -205,56 +207,56 @@ KEY_TABLE: list[Key] = [
     Key("min_score", float, 0.5, "instance: instances drawn in predict's id PNG and overlay, and matched for "
         "matching accuracy (val, training), have at least this score; predictions.json and COCO AP keep every "
         "detection down to score_threshold; val / predict: unset = the checkpoint's calibrated min_score when it "
-        "records one (calibrate_min_score), else 0.5", ("train", "val", "predict"), check=in_range(0, 1, True)),
+        "records one (calibrate_min_score), else 0.5", ("train", "val", "predict"), check=in_range(0, 1, True), tasks=(INSTANCE_TASK,)),
     Key("max_covered", float, 0.5, "instance id maps (painted best score first, so instances do not overlap): a "
         "detection whose mask is more than this fraction covered by better ones is dropped rather than keeping the "
         "sliver left over (what predict writes and val scores); 1 = keep every detection with a free pixel",
-        ("train", "val", "predict"), check=in_range(0, 1, True)),
+        ("train", "val", "predict"), check=in_range(0, 1, True), tasks=(INSTANCE_TASK,)),
     Key("calibrate_min_score", bool, True, "instance train: at the end, choose min_score (0.05..0.95 in steps of "
         "0.05) maximising matching accuracy at IoU 0.5 on up to 64 training images (seeded; one inference pass "
-        "each, at their own size) and record it in best.pt, for val / predict", TRAIN),
+        "each, at their own size) and record it in best.pt, for val / predict", TRAIN, tasks=(INSTANCE_TASK,)),
     Key("calibrate", bool, False, "instance val: first (re)calibrate min_score of the checkpoint on its training "
         "split, as calibrate_min_score does at the end of training, and record it in the checkpoint (atomically); "
-        "then score `split` with it", VAL),
+        "then score `split` with it", VAL, tasks=(INSTANCE_TASK,)),
     # --- panoptic fusion: a semantic checkpoint for stuff + an instance checkpoint for things (no model=) ---
     Key("semantic_model", str, "", "panoptic fusion (with instance_model=, no model=): the semantic checkpoint "
-        "(.pt / run folder) giving the stuff", ("train", "val", "predict", "export", "benchmark")),
+        "(.pt / run folder) giving the stuff", ("train", "val", "predict", "export", "benchmark"), tasks=(PANOPTIC_TASK,)),
     Key("instance_model", str, "", "panoptic fusion (with semantic_model=, no model=): the instance checkpoint "
-        "(.pt / run folder) giving the things", ("train", "val", "predict", "export", "benchmark")),
+        "(.pt / run folder) giving the things", ("train", "val", "predict", "export", "benchmark"), tasks=(PANOPTIC_TASK,)),
     Key("fusion_score", float, 0.5, "panoptic fusion: instances with at least this score are placed (best first)",
-        ("train", "val", "predict"), check=in_range(0, 1, True)),
+        ("train", "val", "predict"), check=in_range(0, 1, True), tasks=(PANOPTIC_TASK,)),
     Key("fusion_overlap", float, 0.5, "panoptic fusion: an instance whose pixels are more than this fraction already "
-        "taken by better instances is dropped", ("train", "val", "predict"), check=in_range(0, 1, True)),
+        "taken by better instances is dropped", ("train", "val", "predict"), check=in_range(0, 1, True), tasks=(PANOPTIC_TASK,)),
     Key("fusion_stuff_area", int, 4096, "panoptic fusion: stuff regions smaller than this many pixels become void",
-        ("train", "val", "predict"), check=at_least(0)),
+        ("train", "val", "predict"), check=at_least(0), tasks=(PANOPTIC_TASK,)),
     # --- promptable (task=prompt): the click benchmark and given prompts ---
     Key("max_clicks", int, 20, "prompt: clicks per object in the click benchmark (NoC@85/90 count up to this)",
-        ("train", "val"), check=at_least(1)),
+        ("train", "val"), check=at_least(1), tasks=(PROMPT_TASK,)),
     Key("val_data", str, "", "prompt train: the datasets (comma-separated, each one of data=) whose val splits pick "
-        "best.pt; \"\" = every dataset of data=", TRAIN),
+        "best.pt; \"\" = every dataset of data=", TRAIN, tasks=(PROMPT_TASK,)),
     Key("objects_per_image", int, 0, "prompt: objects scored per image, spread over its objects (largest first); "
-        "0 = all", ("train", "val"), check=at_least(0)),
+        "0 = all", ("train", "val"), check=at_least(0), tasks=(PROMPT_TASK,)),
     Key("sam_checkpoint", str, "", "prompt train model=sam: the official SAM / MobileSAM .pth whose mask decoder is "
         "fine-tuned (image encoder frozen)", ARCH, model_argument=True),
     Key("sam_type", str, "", "prompt train model=sam: the architecture of sam_checkpoint; \"\" = read from the "
         "weights", ARCH, choices=("", "vit_b", "vit_l", "vit_h", "vit_t"), model_argument=True),
     Key("train_prompt_encoder", bool, False, "prompt train model=sam: fine-tune SAM's prompt encoder too (default: "
-        "frozen, only the mask decoder trains)", TRAIN),
+        "frozen, only the mask decoder trains)", TRAIN, tasks=(PROMPT_TASK,)),
     Key("embedding_cache", str, "ram", "prompt train model=sam: where the frozen encoder's image embeddings are kept "
         "(computed once per image): ram | disk (<run>/embeddings/, for datasets larger than memory)", TRAIN,
-        choices=("ram", "disk")),
+        choices=("ram", "disk"), tasks=(PROMPT_TASK,)),
     Key("init", str, "", "video train: the checkpoint whose weights start the memory tracker: a click model (task "
         "prompt: its weights and architecture arguments start the tracker's click part) or a memory tracker (task "
-        "video); \"\" = the model's own initialisation", TRAIN),
+        "video); \"\" = the model's own initialisation", TRAIN, tasks=(VIDEO_TASK,)),
     Key("clip_frames", int, 3, "video train: frames per simulated training clip (the anchor, then frames tracked one "
-        "after the other)", TRAIN, check=at_least(2)),
+        "after the other)", TRAIN, check=at_least(2), tasks=(VIDEO_TASK,)),
     Key("prompts", str, "", "prompt predict: a JSON file mapping images to prompts ({points, labels, box}); track: a JSON list "
         "of {frame, obj_id, points + labels | box | mask} (seglab/tasks/video/prompts_file.py)", ("predict", "track")),
     Key("gif", int, 0, "track: also write <clip>_overlay.gif with its longer side at most this many px (0 = no "
         "GIF); gif_step: keep every n-th frame", TRACK, check=at_least(0)),
     Key("gif_step", int, 2, "track: every n-th frame goes into the GIF (gif=...)", TRACK, check=at_least(1)),
     Key("video_prompt", str, "mask", "video val: how each object is given on its first annotated frame: mask (DAVIS "
-        "semi-supervised), box, or click (one click at its innermost pixel)", VAL, choices=("mask", "box", "click")),
+        "semi-supervised), box, or click (one click at its innermost pixel)", VAL, choices=("mask", "box", "click"), tasks=(VIDEO_TASK,)),
     Key("resolution", str, "original", "val scoring: original (each image's own size) | train (training size)",
         ("train", "val"), choices=("original", "train")),
     Key("source", str, "", "predict: a file, folder, glob or video; serve: a folder of images to pick from; track: a video "
@@ -276,17 +278,17 @@ KEY_TABLE: list[Key] = [
         check=at_least(0)),
     Key("overlap", float, 0.25, "tiling: fraction of a tile shared with its neighbour", INFER,
         check=in_range(0, 1)),
-    Key("blend", str, "gaussian", "tiling: weights of overlapping tiles", INFER, choices=("gaussian", "constant")),
-    Key("tta", bool, False, "mean probabilities over horizontal flip x `scales`", INFER),
+    Key("blend", str, "gaussian", "tiling: weights of overlapping tiles", INFER, choices=("gaussian", "constant"), tasks=(SEMANTIC_TASK,)),
+    Key("tta", bool, False, "mean probabilities over horizontal flip x `scales`", INFER, tasks=(SEMANTIC_TASK,)),
     Key("scales", typing.Any, None, "tta: image scales; null = [0.75, 1.0, 1.25]", INFER, parse=parse_scales,
-        shape="null | number | [number, ...]"),
-    Key("save_probs", bool, False, "also <name>_probs.npy, softmax probabilities float16 [C, H, W]", PREDICT),
+        shape="null | number | [number, ...]", tasks=(SEMANTIC_TASK,)),
+    Key("save_probs", bool, False, "also <name>_probs.npy, softmax probabilities float16 [C, H, W]", PREDICT, tasks=(SEMANTIC_TASK,)),
     Key("save_frames", bool, False, "videos: also per-frame class-index PNGs (instance: id PNGs) in <name>_frames/",
-        PREDICT),
+        PREDICT, tasks=(SEMANTIC_TASK, INSTANCE_TASK)),
     Key("smooth", float, 0.0, "videos: temporal smoothing a, 0 = off; semantic: each pixel's class probabilities are "
         "averaged over frames (a x previous + (1 - a) x this frame, labels = argmax); instance: a tracked object's "
         "score is averaged so, and drawn when the average >= min_score (ids stay stable across frames either way)",
-        PREDICT, check=in_range(0, 1)),
+        PREDICT, check=in_range(0, 1), tasks=(SEMANTIC_TASK, INSTANCE_TASK)),
     Key("compile", bool, False, "torch.compile with inductor freezing (compiles on first use)", PREDICT),
     Key("threads", int, 0, "CPU threads for torch and onnxruntime; 0 = torch's default", ("predict", "benchmark"),
         check=at_least(0)),
@@ -324,6 +326,8 @@ def describe(key: Key) -> list[str]:
     lines.append(f"  modes: {', '.join(key.modes)}")
     if key.formats:
         lines.append(f"  dataset formats: {', '.join(key.formats)}")
+    if key.tasks:
+        lines.append(f"  tasks: {', '.join(key.tasks)}")
     if key.model_argument:
         lines.append("  model argument: only architectures whose constructor takes it (see `seglab models`)")
     return lines
@@ -342,7 +346,8 @@ def reference_markdown() -> str:
            "(`seglab.train(key=value)` in Python). Every value is checked when it is parsed, before any data is "
            "read. A key given on the command line that the mode does not use is an error; keys in a recipe may be "
            "unused (recipes are shared by train, val and predict). A model argument that the chosen architecture "
-           "does not take is an error; a dataset key that the dataset's format does not read prints a warning. "
+           "does not take is an error, and so is a key set to other than its default for a task that does not read it "
+           "(below); a dataset key that the dataset's format does not read prints a warning. "
            "`seglab help KEY` and `seglab help MODE` print the same facts.", ""]
     for mode in MODES:
         out += [f"## {mode}", "", "| key | type | default | allowed | help |", "|---|---|---|---|---|"]
@@ -354,6 +359,11 @@ def reference_markdown() -> str:
     for k in KEY_TABLE:
         if k.formats:
             out.append(f"- `{k.name}`: {', '.join(k.formats)}")
+    out += ["", "## Which keys each task reads", "",
+            "Keys not listed here are read by every task (or, for model arguments, by the architectures that take them).", ""]
+    for k in KEY_TABLE:
+        if k.tasks:
+            out.append(f"- `{k.name}`: {', '.join(k.tasks)}")
     out += ["", "## Model arguments", "",
             "Passed to the architecture when its constructor takes them (`seglab models` lists the architectures): "
             + ", ".join(f"`{name}`" for name in MODEL_ARGUMENTS) + ".", ""]

@@ -94,3 +94,25 @@ def test_model_arguments_are_checked_against_the_default_model_of_the_task_the_d
     assert main(["train", "output_stride=8", "epochs=1", f"project={tmp_path}"]) == 1  # the sample: semantic, unet
     assert "model=unet output_stride=8: unet does not take 'output_stride'" in capsys.readouterr().err
     assert not (tmp_path / "train").exists()  # nothing was trained
+
+
+def test_a_key_its_task_does_not_read_is_refused_before_anything_runs(tmp_path, capsys):
+    root = tmp_path / "PennFudanPed"
+    write_penn_fudan(root, n=4)
+    assert main(["train", f"data={root}", "resize=crop", "epochs=1", f"project={tmp_path}"]) == 1  # instance (the data)
+    assert "resize='crop': the instance task does not use 'resize' (read by the semantic task" in capsys.readouterr().err
+    assert main(["train", "min_score=0.3", "epochs=1", f"project={tmp_path}"]) == 1  # the sample: semantic
+    assert "min_score=0.3: the semantic task does not use 'min_score' (read by the instance task" in capsys.readouterr().err
+    assert main(["predict", "smooth=0.5", "task=panoptic", f"source={root}"]) == 1
+    assert "(read by the semantic, instance tasks" in capsys.readouterr().err
+    assert not (tmp_path / "train").exists()  # nothing was trained
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_recipe_sets_only_keys_its_task_reads(recipe):
+    from seglab.config import check_task_keys, make_config
+    from seglab.modes.dispatch import task_for
+
+    cfg = make_config(cfg=str(recipe))
+    check_task_keys(cfg, task_for(cfg, "train").name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from seglab.config import Config, check_model_arguments, given_keys, non_default_model_arguments
+from seglab.config import Config, check_model_arguments, check_task_keys, given_keys, non_default_model_arguments
 from seglab.data import resolve_root
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.models.source import resolve_model
@@ -55,6 +55,7 @@ def task_mode(mode: str) -> Callable[[Config], object]:
 
     def run(cfg: Config):
         task = task_for(cfg, mode)
+        check_task_keys(cfg, task.name)
         if not cfg.model and mode in ("train", "benchmark"):
             given = given_keys(cfg)
             cfg = dataclasses.replace(cfg, model=task.default_model)
