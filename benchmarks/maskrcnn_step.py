@@ -1,14 +1,15 @@
-"""Mask R-CNN training step on real DSB2018 batches: where the time goes, and what a narrower mask head buys.
+"""Mask R-CNN training step on real DSB2018 batches: where the time goes, and what narrower layers buy.
 
 Builds the recipe's model (configs/dsb2018_maskrcnn.yaml: EfficientNet-Lite0 + FPN, small anchors, 500
-detections) once per `mask_head_channels` value, feeds the same batches (the recipe's data, size and
-batch; no augmentation) under the recipe's precision, and times forward + backward + AdamW step,
-interleaved (a step of every variant, then the next round) so machine noise hits all alike. Also times
-the mask branch alone (mask RoIAlign + head + predictor, forward + backward) through forward hooks, so the
-share of a step it takes is measured, not estimated. Ratios are against the first variant of this run.
+detections) once per variant (model arguments over the recipe's, e.g. `mask_head_channels=128`), feeds the
+same batches (the recipe's data, size and batch; no augmentation) under the recipe's precision, and times
+forward + backward + AdamW step, interleaved (a step of every variant, then the next round) so machine noise
+hits all alike. Also times the mask branch alone (mask RoIAlign + head + predictor, forward + backward)
+through forward hooks, so the share of a step it takes is measured, not estimated. Ratios are against the
+first variant of this run.
 
-    python benchmarks/maskrcnn_step.py                         # mask_head_channels 256, 128, 64; 4 rounds
-    python benchmarks/maskrcnn_step.py --channels 256 128 --rounds 6 --json out.json
+    python benchmarks/maskrcnn_step.py              # the recipe, mask_head_channels=128, + fpn_channels=128; 4 rounds
+    python benchmarks/maskrcnn_step.py --variants "" mask_head_channels=64 --rounds 6 --json out.json
 """
 
 from __future__ import annotations
@@ -73,9 +74,18 @@ class MaskBranchClock:
         return grad
 
 
+def variant_arguments(text: str) -> dict:
+    """'mask_head_channels=128,fpn_channels=128' -> {'mask_head_channels': 128, 'fpn_channels': 128}."""
+    pairs = dict(part.split("=", 1) for part in text.split(",") if part)
+    cfg = make_config(**pairs)  # parsed and range-checked by the key table
+    return {name: getattr(cfg, name) for name in pairs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--channels", type=int, nargs="+", default=[256, 128, 64])
+    parser.add_argument("--variants", nargs="+", default=["", "mask_head_channels=128",
+                                                          "mask_head_channels=128,fpn_channels=128"],
+                        help='model arguments over the recipe\'s, "key=value,key=value" ("" = the recipe)')
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--batches", type=int, default=3, help="distinct batches per round")
     parser.add_argument("--json", default="")
@@ -86,14 +96,14 @@ def main() -> None:
     classes = thing_classes(split.classes)
     options = {k: v for k, v in cfg.to_dict().items() if v not in (None, "")}
     variants = {}
-    for channels in args.channels:
+    for text in args.variants:
         torch.manual_seed(0)
         model = runtime.prepare_model(build_model("maskrcnn", model_arguments(
-            "maskrcnn", classes.num_classes, {**options, "mask_head_channels": channels}))).train()
+            "maskrcnn", classes.num_classes, {**options, **variant_arguments(text)}))).train()
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-        variants[channels] = (model, optimizer, MaskBranchClock(model), [], [])
-    mean, std = list(variants[args.channels[0]][0].normalization["mean"]), \
-        list(variants[args.channels[0]][0].normalization["std"])
+        variants[text or "the recipe"] = (model, optimizer, MaskBranchClock(model), [], [])
+    first = next(iter(variants.values()))[0]
+    mean, std = list(first.normalization["mean"]), list(first.normalization["std"])
 
     def step(model, optimizer, images, targets):
         x = padded_batch(images, mean, std, runtime)
@@ -105,7 +115,7 @@ def main() -> None:
         optimizer.step()
 
     for round_index in range(args.rounds + 1):  # round 0 warms up, not counted
-        for channels, (model, optimizer, clock, totals, branch) in variants.items():
+        for model, optimizer, clock, totals, branch in variants.values():
             clock.forward = clock.backward = 0.0
             start = time.perf_counter()
             for images, targets, _ in data:
@@ -116,14 +126,15 @@ def main() -> None:
     print(lscpu_summary())
     print(f"{RECIPE}: batch {cfg.batch}, longer side {training_size(cfg)}, precision {cfg.precision} on "
           f"{runtime.device}, {args.rounds} rounds x {len(data)} batches, medians")
-    base = statistics.median(variants[args.channels[0]][3])
+    base = statistics.median(next(iter(variants.values()))[3])
     rows = []
-    for channels, (_, _, _, totals, branch) in variants.items():
+    for name, (model, _, _, totals, branch) in variants.items():
         step_s, branch_s = statistics.median(totals), statistics.median(branch)
-        rows.append({"mask_head_channels": channels, "step_s": step_s, "mask_branch_s": branch_s,
+        parameters = sum(p.numel() for p in model.parameters())
+        rows.append({"variant": name, "step_s": step_s, "mask_branch_s": branch_s, "parameters": parameters,
                      "mask_branch_share": branch_s / step_s, "speedup_vs_first": base / step_s})
-        print(f"mask_head_channels={channels:4d}: step {step_s:6.2f} s, mask branch {branch_s:6.2f} s "
-              f"({100 * branch_s / step_s:4.1f} %), {base / step_s:4.2f}x the first")
+        print(f"{name:42s}: step {step_s:6.2f} s, mask branch {branch_s:6.2f} s ({100 * branch_s / step_s:4.1f} %), "
+              f"{parameters / 1e6:5.1f} M parameters, {base / step_s:4.2f}x the first")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": lscpu_summary(), "rows": rows}, f, indent=2)

@@ -282,3 +282,12 @@ def test_a_key_left_at_null_builds_the_constructor_default():  # configs/dsb2018
     assert "mask_head_channels" not in args and "anchor_sizes" not in args
     model = MaskRCNN(**args)
     assert model.roi_heads.mask_predictor.conv5_mask.in_channels == 256
+
+
+def test_fpn_channels_set_the_pyramid_rpn_and_box_head_input_widths():
+    model = MaskRCNN(num_classes=1, encoder="resnet18", fpn_channels=64)
+    assert model.backbone.out_channels == 64
+    assert model.rpn.head.conv[0][0].in_channels == 64
+    assert model.roi_heads.box_head.fc6.in_features == 64 * 7 * 7
+    convs = [m for m in model.roi_heads.mask_head.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].in_channels == 64
