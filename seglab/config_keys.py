@@ -182,8 +182,9 @@ KEY_TABLE: list[Key] = [
         "it stopped", TRAIN),
     Key("augment", bool, True, "training augmentation on (augment_preset) or off", TRAIN),
     Key("augment_preset", str, "light", "with augment=true: none | flip | flips (horizontal + vertical: no up in "
-        "the image, e.g. microscopy) | light (crop, flip) | strong (+ rotation, zoom-out, colour)", TRAIN,
-        choices=("none", "flip", "flips", "light", "strong")),
+        "the image, e.g. microscopy) | light (crop, flip) | strong (+ rotation, zoom-out, colour) | microscopy "
+        "(crop, both flips, grey, inverted and colour-jittered stains)", TRAIN,
+        choices=("none", "flip", "flips", "light", "strong", "microscopy")),
     Key("skip_bad", bool, False, "leave out image/mask pairs that cannot be used and list them in "
         "<run>/skipped.txt", ("train", "val")),
     Key("cache", str, "auto", "keep decoded, resized samples in RAM: auto (when under 4 GB) | ram | off", TRAIN,

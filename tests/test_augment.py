@@ -23,14 +23,14 @@ def blocks(size: int = S) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_preset_names():
-    assert set(PRESETS) == {"none", "flip", "flips", "light", "strong"}
+    assert set(PRESETS) == {"none", "flip", "flips", "light", "strong", "microscopy"}
     assert preset_name(True) == "light" and preset_name(False) == "none" and preset_name("STRONG") == "strong"
     assert build_augment("none", S) is None and build_augment(False, S) is None
-    with pytest.raises(KeyError, match="unknown augmentation preset 'heavy'. Valid presets: none, flip, flips, light, strong"):
+    with pytest.raises(KeyError, match="unknown augmentation preset 'heavy'. Valid presets: none, flip, flips, light, strong, microscopy"):
         build_augment("heavy", S)
 
 
-@pytest.mark.parametrize("preset", ["flip", "flips", "light", "strong"])
+@pytest.mark.parametrize("preset", ["flip", "flips", "light", "strong", "microscopy"])
 def test_same_seed_same_pair_and_the_global_rng_is_untouched(preset):
     transform = build_augment(preset, S, 255)
     image, mask = blocks()
@@ -61,6 +61,17 @@ def test_flips_gives_the_four_mirror_images_with_the_mask_alongside():
                 assert torch.equal(out_mask, mask.flip(dims) if dims else mask)
                 seen.add(name)
     assert seen == {"none", "h", "v", "hv"}
+
+
+def test_microscopy_turns_some_images_grey_and_some_negative_and_leaves_the_mask_labels():
+    transform = build_augment("microscopy", S, 255)
+    image, mask = blocks()
+    outs = [augment_pair(transform, image, mask, seed) for seed in range(24)]
+    grey = [o for o, _ in outs if torch.equal(o[0], o[1]) and torch.equal(o[1], o[2])]
+    assert grey and len(grey) < len(outs)
+    light_ground = [o for o, _ in outs if float(o.float().median()) > float(image.float().median()) + 60]
+    assert light_ground and len(light_ground) < len(outs)  # inverted: the dark ground turned light
+    assert all(set(m.unique().tolist()) <= {0, 1, 2, 255} for _, m in outs)
 
 
 def test_runs_on_one_thread_and_restores_the_callers_thread_count():

@@ -69,7 +69,9 @@ def test_declared_choices_match_the_code_that_reads_them():
     trained = [task for task in TASKS.values() if "train" in task.modes]  # metric picks best.pt
     assert choices("metric") == {"", *(m for task in trained for m in task.selection_metrics)}
     assert choices("optimizer") == set(DEFAULT_LR)
-    assert choices("augment_preset") == set(PRESETS)
+    from seglab.data.instance.augment import PRESETS as INSTANCE_PRESETS  # instance and panoptic
+
+    assert choices("augment_preset") == set(PRESETS) == set(INSTANCE_PRESETS)
     assert choices("precision") == {"auto", *DTYPES}
     assert choices("resolution") == set(RESOLUTIONS)
     assert choices("mode") == set(INFERENCE_MODES)

@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from seglab.data.instance import InstanceDataset, collate, open_instance_split
-from seglab.data.instance.augment import boxes_from_masks
+from seglab.data.instance.augment import COLOUR_PRESETS, boxes_from_masks
 from seglab.data.instance.spec import boxes_of
 from seglab.data.io import DataError
 from seglab.engine.sampler import EpochBatchSampler
@@ -82,7 +82,7 @@ def colour_agreement(image: torch.Tensor, masks: torch.Tensor, labels: torch.Ten
     return hits / max(total, 1)
 
 
-@pytest.mark.parametrize("preset", ["flip", "flips", "light", "strong"])
+@pytest.mark.parametrize("preset", ["flip", "flips", "light", "strong", "microscopy"])
 def test_augmentation_is_seeded_and_keeps_image_masks_boxes_and_labels_together(tmp_path, preset):
     split = write_coloured(tmp_path)
     dataset = InstanceDataset(split, size=64, augment=preset)
@@ -98,12 +98,16 @@ def test_augmentation_is_seeded_and_keeps_image_masks_boxes_and_labels_together(
         assert torch.equal(target["boxes"], boxes_from_masks(masks))
         assert ((target["boxes"][:, 2:] > target["boxes"][:, :2]).all())
         assert (target["boxes"][:, 2] <= image.shape[2]).all() and (target["boxes"][:, 3] <= image.shape[1]).all()
-        if preset != "strong":  # colour jitter moves colours; geometry is checked by the other presets
+        if preset not in COLOUR_PRESETS:  # colour jitter moves colours; geometry is checked by the other presets
             assert colour_agreement(image, masks, target["labels"]) > 0.9
         outputs.append((image, len(masks)))
     assert any(not torch.equal(out, plain[0]) for out, _ in outputs)  # the seeds do augment
     if preset == "strong":  # its crops (25-100% of the area) cut some instances away: they are dropped (checked above), not kept empty
         assert min(n for _, n in outputs) < len(plain[1]["labels"])
+    if preset == "microscopy":  # some seeds turn the image grey (equal channels), some invert it (the black ground turns light)
+        assert any(torch.equal(out[0], out[1]) and torch.equal(out[1], out[2]) for out, _ in outputs)
+        assert any(float(out.float().median()) > 128 for out, _ in outputs)
+        assert all(float(out.float().median()) < 60 or float(out.float().median()) > 128 for out, _ in outputs)
     assert torch.equal(dataset[0][0], plain[0])  # a plain index is never augmented
 
 

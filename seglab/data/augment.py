@@ -11,6 +11,9 @@ Presets (`augment_preset=`; `augment=false` means none):
           affine (rotation +-15 degrees, zoom out to 75%; the uncovered border is 0 in the image and the
           ignore index in the mask), colour jitter (brightness, contrast, saturation 0.3; no hue: it
           costs more than everything else together)
+  microscopy  as light with both flips, then the stain steps of `microscopy_colours`: grey (p 0.25), inverted
+          (p 0.25: bright nuclei on dark become dark on bright, as in brightfield and stained tissue),
+          colour jitter (brightness, contrast, saturation 0.2, hue 0.05)
 With patch training (`resize=crop`, seglab/data/patches.py) the sample is already a window at native
 resolution, so the presets run without their random resized crop (which would change the scale):
 light is then a flip, strong a flip plus the affine and colour steps.
@@ -68,7 +71,23 @@ def _strong(size, ignore_index: int, crop: bool = True) -> v2.Transform:
     ])
 
 
-PRESETS = {"none": _none, "flip": _flip, "flips": _flips, "light": _light, "strong": _strong}
+def microscopy_colours() -> list[v2.Transform]:
+    """One stain's images made to look like another's (fluorescence, brightfield, H&E); the same steps in
+    the instance and panoptic presets (seglab/data/instance/augment.py)."""
+    return [v2.RandomGrayscale(p=0.25), v2.RandomInvert(p=0.25),
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05)]
+
+
+def _microscopy(size, ignore_index: int, crop: bool = True) -> v2.Transform:
+    return v2.Compose([
+        *([_crop(size, (0.5, 1.0))] if crop else []),
+        v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
+        *microscopy_colours(),
+    ])
+
+
+PRESETS = {"none": _none, "flip": _flip, "flips": _flips, "light": _light, "strong": _strong,
+           "microscopy": _microscopy}
 
 
 def preset_name(augment, presets: dict = PRESETS, what: str = "augmentation preset") -> str:

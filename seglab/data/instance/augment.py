@@ -7,6 +7,10 @@ Presets (`augment=`; True means light, False none):
   light   random resized crop (area 50-100%, aspect within 3/4-4/3 of the image's) back to the sample's
           size (scale jitter + random crop), horizontal flip
   strong  as light with area 25-100%, then colour jitter (brightness, contrast, saturation 0.3)
+  microscopy  as light, both flips, then grey (p 0.25), inverted (p 0.25: bright nuclei on dark become dark
+          on bright, as in brightfield and stained tissue) and colour jitter (brightness, contrast,
+          saturation 0.2, hue 0.05): one stain's images teach the model the others' look
+          (seglab.data.augment.microscopy_colours)
 The image, the masks (`tv_tensors.Mask`: nearest neighbour, so masks stay binary) and the boxes
 (`tv_tensors.BoundingBoxes`, so box-aware transforms such as RandomIoUCrop can be added) go through
 the same transform. Afterwards the boxes are re-derived from the transformed masks (the tight box
@@ -52,7 +56,14 @@ def _strong(height: int, width: int) -> v2.Transform:
                        v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3)])
 
 
-PRESETS = {"none": _none, "flip": _flip, "flips": _flips, "light": _light, "strong": _strong}
+def _microscopy(height: int, width: int) -> v2.Transform:
+    return v2.Compose([_crop(height, width, (0.5, 1.0)), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
+                       *semantic_augment.microscopy_colours()])
+
+
+PRESETS = {"none": _none, "flip": _flip, "flips": _flips, "light": _light, "strong": _strong,
+           "microscopy": _microscopy}
+COLOUR_PRESETS = ("strong", "microscopy")  # presets that change colours (the others move pixels only)
 
 
 def preset_name(augment) -> str:
