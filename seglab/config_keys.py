@@ -282,7 +282,10 @@ KEY_TABLE: list[Key] = [
     Key("overlap", float, 0.25, "tiling: fraction of a tile shared with its neighbour", INFER,
         check=in_range(0, 1)),
     Key("blend", str, "gaussian", "tiling: weights of overlapping tiles", INFER, choices=("gaussian", "constant"), tasks=(SEMANTIC_TASK,)),
-    Key("tta", bool, False, "mean probabilities over horizontal flip x `scales`", INFER, tasks=(SEMANTIC_TASK,)),
+    Key("tta", bool, False, "test-time augmentation; semantic: mean probabilities over horizontal flip x `scales`; "
+        "instance: the detections of the image and the mirror images the model trained on (both flips after "
+        "augment_preset flips / microscopy, else the horizontal one) merged into one set (box IoU 0.55; mean "
+        "mask, score = summed over the views)", INFER, tasks=(SEMANTIC_TASK, INSTANCE_TASK)),
     Key("scales", typing.Any, None, "tta: image scales; null = [0.75, 1.0, 1.25]", INFER, parse=parse_scales,
         shape="null | number | [number, ...]", tasks=(SEMANTIC_TASK,)),
     Key("save_probs", bool, False, "also <name>_probs.npy, softmax probabilities float16 [C, H, W]", PREDICT, tasks=(SEMANTIC_TASK,)),

@@ -14,6 +14,7 @@ from scipy import ndimage
 from torch import nn
 
 from seglab.cli import main
+from seglab.data.instance.spec import boxes_of
 from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import make_checkpoint
 from seglab.engine.device import Runtime
@@ -48,7 +49,7 @@ class DiscFinder(nn.Module):
             edge[[0, -1], :] = edge[:, [0, -1]] = True
             scores = scores + CUT_BONUS * np.asarray([(edge & m).any() for m in masks], bool)
             out.append({"scores": torch.as_tensor(np.asarray(scores), dtype=torch.float32),
-                        "labels": torch.ones(count, dtype=torch.int64),
+                        "labels": torch.ones(count, dtype=torch.int64), "boxes": torch.from_numpy(boxes_of(masks)),
                         "masks": torch.from_numpy(masks[:, None].astype(np.float32))})
         return out
 
@@ -164,6 +165,7 @@ class SoftBlobs(nn.Module):
                 masks.append(mask)
                 scores.append(0.2 + mask.mean())
             out.append({"scores": torch.stack(scores), "labels": torch.arange(8) % 2 + 1,
+                        "boxes": torch.from_numpy(boxes_of(torch.stack(masks).numpy() >= 0.5)),
                         "masks": torch.stack(masks)[:, None]})
         return out
 

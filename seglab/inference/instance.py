@@ -37,6 +37,7 @@ from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from seglab.engine.device import Runtime, normalize
 from seglab.inference.instance_onnx import instance_metadata
+from seglab.inference.instance_tta import FLIPS, merge, tta_views, unflip
 from seglab.inference.predictor import MODES
 from seglab.inference.raw_onnx import OnnxRawModel
 from seglab.models import model_class
@@ -60,6 +61,7 @@ class InstanceOptions:
     tile: int = 0  # tile side in pixels at the tiling scale; 0 = the training size
     overlap: float = 0.25
     max_covered: float = 0.5  # paint: drop a detection covered more than this
+    tta: bool = False  # merge the detections of the mirror images the model trained on (instance_tta.py)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -77,7 +79,7 @@ class InstanceOptions:
         validated. None (training): the limits the model is built with."""
         limits = {k: getattr(cfg, k) if given is None or k in given else None for k in INFERENCE_ARGUMENTS}
         return cls(**limits, min_score=cfg.min_score, mode=cfg.mode, auto_tile=cfg.auto_tile, tile=cfg.tile,
-                   overlap=cfg.overlap, max_covered=cfg.max_covered)
+                   overlap=cfg.overlap, max_covered=cfg.max_covered, tta=cfg.tta)
 
     def resolved(self, model: type, model_args: dict) -> "InstanceOptions":
         """Every None replaced by the checkpoint's argument, else the architecture's constructor default."""
@@ -228,16 +230,18 @@ class InstancePredictor:
         classes = self.checkpoint["classes"]
         self.classes = classes if isinstance(classes, ClassTable) else ClassTable.from_dict(classes)
         self.category_ids = list(self.checkpoint.get("category_ids") or range(1, self.classes.num_classes + 1))
+        self.views = tta_views(self.checkpoint.get("config")) if self.options.tta else ("identity",)
 
     def describe(self) -> str:
         o = self.options
         return (f"longer side {self.size}, score >= {o.score_threshold}, at most {o.max_detections} detections, "
                 f"drawn / matched at score >= {o.min_score}, mode={o.mode}"
-                + (f" (tiles of {o.tile or self.size} overlapping by {o.overlap})" if o.mode != "stretch" else ""))
+                + (f" (tiles of {o.tile or self.size} overlapping by {o.overlap})" if o.mode != "stretch" else "")
+                + (f", tta over {' + '.join(self.views)}" if o.tta else ""))
 
     @torch.no_grad()
-    def detect(self, view: torch.Tensor) -> dict:
-        """uint8 [3, h, w] -> the model's detections (numpy, on the CPU) after the score threshold and cap."""
+    def forward_view(self, view: torch.Tensor) -> dict:
+        """uint8 [3, h, w] -> one forward's detections (numpy, on the CPU) after the score threshold and cap."""
         self.model.eval()
         x = normalize(view[None], self.mean, self.std, self.runtime)
         with self.runtime.autocast():
@@ -246,7 +250,18 @@ class InstancePredictor:
         order = torch.argsort(scores, descending=True, stable=True)
         order = order[scores[order] >= self.options.score_threshold][: self.options.max_detections]
         return {"scores": scores[order].numpy(), "labels": (out["labels"].cpu()[order] - 1).numpy(),
-                "probs": out["masks"].float().cpu()[order, 0].numpy()}
+                "boxes": out["boxes"].float().cpu()[order].numpy(), "probs": out["masks"].float().cpu()[order, 0].numpy()}
+
+    def detect(self, view: torch.Tensor) -> dict:
+        """uint8 [3, h, w] -> the detections {scores, labels, boxes, probs} of the view, best first; with tta,
+        merged over its mirror images (seglab/inference/instance_tta.py) and thresholded and capped again."""
+        if not self.options.tta:
+            return self.forward_view(view)
+        height, width = view.shape[-2:]
+        found = merge([unflip(self.forward_view(view.flip(FLIPS[name]) if FLIPS[name] else view), FLIPS[name],
+                              height, width) for name in self.views])
+        n = min(int((found["scores"] >= self.options.score_threshold).sum()), self.options.max_detections)
+        return {k: v[:n] for k, v in found.items()}
 
     def predict_view(self, view: torch.Tensor, size: tuple[int, int]) -> InstancePrediction:
         """The instances of a model view at `size` (the image's own, or the view's for training-size scoring)."""
