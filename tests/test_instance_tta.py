@@ -55,6 +55,8 @@ def test_merge_takes_at_most_one_detection_per_other_view():
     np.testing.assert_allclose(out["scores"], [0.85, 0.35], rtol=1e-6)  # the twin stays a detection of its own
     empty = found(np.zeros((0, 30, 30), bool), [], [])
     assert len(merge([empty, empty])["scores"]) == 0
+    nothing = found(np.zeros((1, 30, 30), bool), [0.6], [0])  # a mask empty at full size: a zero box (0/0 IoU)
+    np.testing.assert_allclose(merge([nothing, nothing])["scores"], [0.3, 0.3], rtol=1e-6)
 
 
 def test_views_follow_the_training_augmentation():

@@ -60,7 +60,7 @@ def merge(views: list[dict]) -> dict:
     if not len(scores):
         return {"scores": np.zeros(0, np.float32), "labels": labels, "boxes": boxes.reshape(0, 4),
                 "probs": np.zeros((0, *shape), np.float32)}
-    iou = box_iou(torch.from_numpy(boxes), torch.from_numpy(boxes)).numpy()
+    iou = np.nan_to_num(box_iou(torch.from_numpy(boxes), torch.from_numpy(boxes)).numpy())  # empty masks: 0 boxes
     iou[labels[:, None] != labels[None, :]] = 0.0
     claimed = np.zeros(len(scores), bool)
     groups = []
