@@ -122,7 +122,8 @@ KEY_TABLE: list[Key] = [
         "(5: x/4 .. x/64); null = the model's default [[32], [64], [128], [256], [512]]", ARCH,
         parse=parse_anchor_sizes, shape="null | [int, ...] | [[int, ...], ...]", model_argument=True),
     Key("fpn_channels", int, None, "maskrcnn: channels of the feature pyramid (and so of the RPN head's 3x3 "
-        "convolution and the RoI features); null = 256 (the paper's)", ARCH, check=at_least(1), model_argument=True),
+        "convolution and the RoI features); null = 256 (the paper's); 128 with mask_head_channels=128 made a DSB2018 "
+        "recipe step 1.95x faster (benchmarks/maskrcnn_step.py)", ARCH, check=at_least(1), model_argument=True),
     Key("mask_head_channels", int, None, "maskrcnn: channels of the mask head's four 3x3 convolutions on each RoI's "
         "14x14 features; null = 256 (the paper's); 128 costs a quarter per RoI (DSB2018 recipe: the mask branch is 29 % "
         "of a training step at 256, 12 % at 128, benchmarks/maskrcnn_step.py)", ARCH, check=at_least(1), model_argument=True),
