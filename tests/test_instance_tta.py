@@ -55,7 +55,7 @@ def test_merge_takes_at_most_one_detection_per_other_view():
     np.testing.assert_allclose(out["scores"], [0.85, 0.35], rtol=1e-6)  # the twin stays a detection of its own
     empty = found(np.zeros((0, 30, 30), bool), [], [])
     assert len(merge([empty, empty])["scores"]) == 0
-    nothing = found(np.zeros((1, 30, 30), bool), [0.6], [0])  # a mask empty at full size: a zero box (0/0 IoU)
+    nothing = found(np.zeros((1, 30, 30), bool), [0.6], [0])  # masks empty at full size: zero boxes stay apart
     np.testing.assert_allclose(merge([nothing, nothing])["scores"], [0.3, 0.3], rtol=1e-6)
 
 
@@ -106,3 +106,16 @@ def test_an_object_one_view_alone_finds_keeps_its_share_of_the_score():
     high = InstancePredictor(LeftHalfFinder(), CPU, InstanceOptions(tta=True, score_threshold=0.6 * every.scores.max(),
                                                                      min_score=0.0), metadata(72)).predict(image)
     assert len(high) == 0  # score_threshold applies to the merged score, not to each view's
+
+
+def test_the_upside_down_presets_are_the_ones_that_flip_vertically():
+    from torchvision.transforms import v2
+
+    from seglab.data.instance.augment import PRESETS, VERTICAL_FLIP_PRESETS
+
+    def steps(t):
+        return [t] if not isinstance(t, v2.Compose) else [s for inner in t.transforms for s in steps(inner)]
+
+    flipping = {name for name, build in PRESETS.items() if build(32, 32) is not None
+                and any(isinstance(s, v2.RandomVerticalFlip) for s in steps(build(32, 32)))}
+    assert flipping == set(VERTICAL_FLIP_PRESETS)

@@ -1,9 +1,9 @@
 """Test-time augmentation of instance detections: the model sees the mirror images it was trained on, and
 the detections of every view are merged into one set (`tta=true` for instance checkpoints).
 
-1. Views: the image and its mirror images, the ones the checkpoint's training augmentation showed the
-   model (`VIEWS_BY_PRESET`: both flips for `flips` / `microscopy`, the horizontal one otherwise), so a
-   model trained with "up" in its images is never shown them upside down.
+1. Views: the image and its mirror images: both flips when the checkpoint's training augmentation flipped
+   vertically (`VERTICAL_FLIP_PRESETS` of the augmentation registry: flips, microscopy), else the horizontal
+   one only (as semantic tta), so a model trained with "up" in its images is never shown them upside down.
 2. Each view's detections (boxes, scores, labels, mask probabilities at the view's size) are mirrored
    back onto the image.
 3. Merge, best score first: a detection gathers, from each other view, the unclaimed detection of its
@@ -22,18 +22,17 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from seglab.data.instance.augment import VERTICAL_FLIP_PRESETS
+
 MERGE_IOU = 0.55  # box IoU at which two views' detections are the same object
 FLIPS = {"identity": (), "horizontal": (-1,), "vertical": (-2,), "both": (-2, -1)}  # flip name -> tensor dims
-VIEWS_BY_PRESET = {"flips": ("identity", "horizontal", "vertical", "both"),
-                   "microscopy": ("identity", "horizontal", "vertical", "both")}
-DEFAULT_VIEWS = ("identity", "horizontal")  # every other preset (and none) flips left-right at most
 
 
 def tta_views(config: dict | None) -> tuple[str, ...]:
-    """The flips of a checkpoint trained with `config` (its saved training config; None: the default)."""
+    """The views for a checkpoint trained with `config` (its saved training config; None: horizontal only)."""
     config = config or {}
-    preset = config.get("augment_preset", "") if config.get("augment", True) else ""
-    return VIEWS_BY_PRESET.get(preset, DEFAULT_VIEWS)
+    upside_down = config.get("augment", True) and config.get("augment_preset", "") in VERTICAL_FLIP_PRESETS
+    return tuple(FLIPS) if upside_down else ("identity", "horizontal")
 
 
 def unflip(found: dict, dims: tuple[int, ...], height: int, width: int) -> dict:

@@ -64,6 +64,7 @@ def _microscopy(height: int, width: int) -> v2.Transform:
 PRESETS = {"none": _none, "flip": _flip, "flips": _flips, "light": _light, "strong": _strong,
            "microscopy": _microscopy}
 COLOUR_PRESETS = ("strong", "microscopy")  # presets that change colours (the others move pixels only)
+VERTICAL_FLIP_PRESETS = ("flips", "microscopy")  # presets that show images upside down (instance tta's views)
 
 
 def preset_name(augment) -> str:
