@@ -216,6 +216,11 @@ KEY_TABLE: list[Key] = [
         "detection whose mask is more than this fraction covered by better ones is dropped rather than keeping the "
         "sliver left over (what predict writes and val scores); 1 = keep every detection with a free pixel",
         ("train", "val", "predict"), check=in_range(0, 1, True), tasks=(INSTANCE_TASK,)),
+    Key("object_size", float, None, "instance: scale each image so its median object is this many pixels across "
+        "(equivalent diameter) instead of resizing its longer side to imgsz: in training from the truth (jittered "
+        "x0.8-1.25, windows of at most imgsz x imgsz), recorded in best.pt; at val / predict measured on a first "
+        "pass, then the image predicted again at that scale (tiles of imgsz). null = the checkpoint's (train: off); "
+        "0 = off (docs/instance.md)", ("train", "val", "predict"), check=at_least(0), tasks=(INSTANCE_TASK,)),
     Key("calibrate_min_score", bool, True, "instance train: at the end, choose min_score (0.05..0.95 in steps of "
         "0.05) maximising matching accuracy at IoU 0.5 on up to 64 training images (seeded; one inference pass "
         "each, at their own size) and record it in best.pt, for val / predict", TRAIN, tasks=(INSTANCE_TASK,)),

@@ -17,6 +17,8 @@ The result (`InstancePrediction`) is an id map (0 = background, id k = the k-th 
 with each instance's score and 0-based label: predict writes it, val scores it.
 Large images (mode=tile, or mode=auto beyond auto_tile x the training size: `mode_for`) are predicted from
 overlapping tiles at native scale, merged across the seams, instead (seglab/inference/instance_tiling.py).
+With an object size (best.pt's preprocess["object_size"], or object_size=), that first result measures the
+objects and the image is predicted again at the scale that makes them that size (instance_scale.py).
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from PIL import Image
 from torch import nn
 
 from seglab.data.dataset import load_image
+from seglab.data.instance.object_size import OBJECT_SIZE_KEY
 from seglab.data.instance.dataset import resized_size
 from seglab.data.io import image_size
 from seglab.data.spec import ClassTable
 from seglab.engine.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from seglab.engine.device import Runtime, normalize
 from seglab.inference.instance_onnx import instance_metadata
+from seglab.inference.instance_scale import measured_scale
 from seglab.inference.instance_tta import FLIPS, merge, tta_views, unflip
 from seglab.inference.predictor import MODES
 from seglab.inference.raw_onnx import OnnxRawModel
@@ -62,10 +66,13 @@ class InstanceOptions:
     overlap: float = 0.25
     max_covered: float = 0.5  # paint: drop a detection covered more than this
     tta: bool = False  # merge the detections of the mirror images the model trained on (instance_tta.py)
+    object_size: float | None = None  # None: the checkpoint's preprocess value (if any); 0: off (instance_scale.py)
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r}: expected one of {', '.join(MODES)}")
+        if self.object_size is not None and self.object_size < 0:
+            raise ValueError(f"object_size={self.object_size}: expected pixels > 0, or 0 (off)")
         if not 0 <= self.max_covered <= 1:
             raise ValueError(f"max_covered={self.max_covered}: expected a fraction in [0, 1]")
         if not 0 <= self.overlap < 1 or self.tile < 0 or self.auto_tile <= 0:
@@ -79,7 +86,8 @@ class InstanceOptions:
         validated. None (training): the limits the model is built with."""
         limits = {k: getattr(cfg, k) if given is None or k in given else None for k in INFERENCE_ARGUMENTS}
         return cls(**limits, min_score=cfg.min_score, mode=cfg.mode, auto_tile=cfg.auto_tile, tile=cfg.tile,
-                   overlap=cfg.overlap, max_covered=cfg.max_covered, tta=cfg.tta)
+                   overlap=cfg.overlap, max_covered=cfg.max_covered, tta=cfg.tta,
+                   object_size=cfg.object_size if given is None or "object_size" in given else None)
 
     def resolved(self, model: type, model_args: dict) -> "InstanceOptions":
         """Every None replaced by the checkpoint's argument, else the architecture's constructor default."""
@@ -231,13 +239,17 @@ class InstancePredictor:
         self.classes = classes if isinstance(classes, ClassTable) else ClassTable.from_dict(classes)
         self.category_ids = list(self.checkpoint.get("category_ids") or range(1, self.classes.num_classes + 1))
         self.views = tta_views(self.checkpoint.get("config")) if self.options.tta else ("identity",)
+        recorded = preprocess.get(OBJECT_SIZE_KEY)
+        self.object_size = float(recorded or 0) if self.options.object_size is None else self.options.object_size
 
     def describe(self) -> str:
         o = self.options
         return (f"longer side {self.size}, score >= {o.score_threshold}, at most {o.max_detections} detections, "
                 f"drawn / matched at score >= {o.min_score}, mode={o.mode}"
                 + (f" (tiles of {o.tile or self.size} overlapping by {o.overlap})" if o.mode != "stretch" else "")
-                + (f", tta over {' + '.join(self.views)}" if o.tta else ""))
+                + (f", tta over {' + '.join(self.views)}" if o.tta else "")
+                + (f", then again at the scale that makes objects {self.object_size:g} px across"
+                   if self.object_size else ""))
 
     @torch.no_grad()
     def forward_view(self, view: torch.Tensor) -> dict:
@@ -277,13 +289,26 @@ class InstancePredictor:
         return mode
 
     def predict(self, image: str | Path | np.ndarray) -> InstancePrediction:
-        """An image file (decoded as in training) or an RGB array -> its instances at its own size."""
+        """An image file (decoded as in training) or an RGB array -> its instances at its own size; with an
+        object size, predicted again at the scale the first result measures (instance_scale.py)."""
+        first = self.predict_once(image)
+        scale = measured_scale(first, self.object_size) if self.object_size else None
+        return first if scale is None else self.predict_at(image, scale)
+
+    def predict_at(self, image: str | Path | np.ndarray, scale: float) -> InstancePrediction:
+        """The instances from tiles of the training size at `scale` view pixels per source pixel (one tile of the
+        whole image when it fits)."""
+        from seglab.inference.instance_tiling import predict_tiled  # it builds on this module
+
+        return predict_tiled(image, self.detect, self.options.tile or self.size, self.options.overlap, scale,
+                             max_covered=self.options.max_covered)
+
+    def predict_once(self, image: str | Path | np.ndarray) -> InstancePrediction:
+        """The whole image at the longer-side rule, or tiles at the checkpoint's native scale (`mode_for`)."""
         height, width = image.shape[:2] if isinstance(image, np.ndarray) else image_size(Path(image))[::-1]
         if self.mode_for(height, width) == "tile":
-            from seglab.inference.instance_tiling import predict_tiled, tile_scale  # it builds on this module
+            from seglab.inference.instance_tiling import tile_scale
 
-            return predict_tiled(image, self.detect, self.options.tile or self.size, self.options.overlap,
-                                 tile_scale(self.checkpoint["preprocess"], self.source),
-                                 max_covered=self.options.max_covered)
+            return self.predict_at(image, tile_scale(self.checkpoint["preprocess"], self.source))
         view, size = instance_view(image, self.size)
         return self.predict_view(view, size)

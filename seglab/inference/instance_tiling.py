@@ -49,9 +49,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
-from PIL import Image
 
+from seglab.data.instance.object_size import rescaled as scaled_view  # a crop's view at a scale, as training's
 from seglab.data.io import read_image
 from seglab.inference.instance import InstancePrediction, interpolation_matrix, keeps, resize_rows_cols
 from seglab.inference.tiling import tile_starts
@@ -146,15 +145,6 @@ def same_object(a: Piece, b: Piece, shared: Box, threshold: float) -> bool:
         return False
     sizes = [int(part(p, r).sum()) if (r := intersect(p.box, shared)) else 0 for p in (a, b)]
     return inter > threshold * min(sizes)
-
-
-def scaled_view(crop: np.ndarray, scale: float) -> torch.Tensor:
-    """A crop uint8 [h, w, 3] -> the model's view uint8 [3, h', w'] at `scale` (bilinear when not 1)."""
-    if scale != 1.0:
-        height, width = crop.shape[:2]
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        crop = np.asarray(Image.fromarray(crop).resize(size, Image.BILINEAR))
-    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
 
 
 def is_cut(box: Box, window: Box, image_size: tuple[int, int], margin: int) -> bool:

@@ -10,7 +10,9 @@ Items are `(image, target, index)`:
 `collate` keeps lists (images differ in size), as torchvision's detection references do.
 
 Resize policy: the image is resized so its longer side is `size` (aspect kept; bilinear), its masks
-with it (nearest); `size=None` keeps the image's own size. Instances whose mask vanishes at the new
+with it (nearest); `size=None` keeps the image's own size. With `object_size`, the image is instead
+resized so its median object is `object_size` pixels across, and a training sample is a window of at
+most `size` x `size` pixels of it (seglab/data/instance/object_size.py). Instances whose mask vanishes at the new
 size (or under augmentation) are dropped, and boxes always come from the masks, so a box and its mask
 agree exactly. Augmentation: a preset of seglab.data.instance.augment, applied when the key is
 `(index, seed)` (as EpochBatchSampler yields): the same (index, seed) gives the same sample.
@@ -26,7 +28,9 @@ import torch
 from torch.utils.data import Dataset
 
 from seglab.data.dataset import load_image
+from seglab.data.io import read_image
 from seglab.data.instance.augment import augment_instances, boxes_from_masks, preset_name
+from seglab.data.instance.object_size import rescaled, scale_for, training_window
 from seglab.data.instance.spec import InstanceSplit
 from seglab.data.io import DataError
 
@@ -49,11 +53,14 @@ def resize_masks(masks: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 class InstanceDataset(Dataset):
-    """augment: none | flip | flips | light | strong (seglab.data.instance.augment), or True (light) / False (none)."""
+    """augment: none | flip | flips | light | strong | microscopy (seglab.data.instance.augment), or True (light) /
+    False (none). object_size: None (the longer-side rule) or the median object diameter images are scaled to."""
 
     def __init__(self, split: InstanceSplit, size: int | None, augment: bool | str = False, cache: bool = False,
-                 skip_bad: bool = False):
-        self.split, self.size, self.cache, self.skip_bad = split, size, cache, skip_bad
+                 skip_bad: bool = False, object_size: float | None = None):
+        if object_size is not None and not size:
+            raise ValueError("object_size needs a training size: the largest window a sample shows")
+        self.split, self.size, self.cache, self.skip_bad, self.object_size = split, size, cache, skip_bad, object_size
         self.preset = preset_name(augment)
         self.skipped = list(split.skipped)
         self._cached: list[tuple | None] = [None] * len(split.items)
@@ -80,10 +87,37 @@ class InstanceDataset(Dataset):
             self._cached[index] = result
         return result
 
+    def native(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(RGB uint8 [H, W, 3], masks bool [N, H, W], labels [N] 0-based, iscrowd bool [N]) at the image's own
+        size, as decoded for `object_size` scaling (cached with `cache`)."""
+        cached = self._cached[index]
+        if cached is not None:
+            return cached
+        item = self.split.items[index]
+        instances = item.load()
+        result = (np.asarray(read_image(item.image)), instances.masks, instances.labels, instances.iscrowd)
+        if self.cache:
+            self._cached[index] = result
+        return result
+
+    def scaled_sample(self, index: int, seed: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As `sample`, at the image's object scale: with a seed, a jittered scale and a random window of at most
+        size x size pixels; without, the whole image at the truth's scale (training-time validation)."""
+        pixels, masks, labels, iscrowd = self.native(index)
+        rng = np.random.default_rng(seed) if seed is not None else None
+        scale = scale_for(masks[~iscrowd.astype(bool)], self.object_size, self.size, rng)
+        y0, x0, y1, x1 = training_window(*pixels.shape[:2], scale, self.size, rng)
+        image = rescaled(np.ascontiguousarray(pixels[y0:y1, x0:x1]), scale)
+        crop = torch.from_numpy(np.ascontiguousarray(masks[:, y0:y1, x0:x1]).astype(np.uint8))
+        crop = resize_masks(crop, *image.shape[-2:])
+        kept = torch.nonzero(crop.flatten(1).any(dim=1)).flatten()
+        return (image, crop.index_select(0, kept), torch.from_numpy(labels).index_select(0, kept),
+                torch.from_numpy(iscrowd).index_select(0, kept))
+
     def __getitem__(self, key):
         """key: an index, or (index, augmentation seed) from EpochBatchSampler."""
         index, seed = key if isinstance(key, tuple) else (key, None)
-        image, masks, labels, iscrowd = self.sample(index)
+        image, masks, labels, iscrowd = self.scaled_sample(index, seed) if self.object_size else self.sample(index)
         if seed is not None and self.preset != "none":
             image, masks, kept = augment_instances(self.preset, image, masks, seed)
             labels, iscrowd = labels.index_select(0, kept), iscrowd.index_select(0, kept)
@@ -104,7 +138,7 @@ class InstanceDataset(Dataset):
         good, bad = [], []
         for index, item in enumerate(self.split.items):
             try:
-                self.sample(index)
+                self.native(index) if self.object_size else self.sample(index)
                 good.append(index)
             except DataError as e:
                 if not self.skip_bad:

@@ -2,7 +2,8 @@
 
 The run folder is the semantic one (config.yaml, best.pt chosen on `metric` (default val mask AP),
 last.pt, metrics.csv, curves.png, metrics.json, samples/); the checkpoint records task "instance",
-the thing classes, and preprocess {mean, std, resize: longer_side, size: imgsz}. With calibrate_min_score
+the thing classes, and preprocess {mean, std, resize: longer_side, size: imgsz, native_scale, and object_size
+when set}. With calibrate_min_score
 (default) best.pt then gets the min_score chosen on training images (seglab/tasks/instance/calibrate.py),
 which the final val scoring uses unless min_score= is given.
 """
@@ -21,6 +22,7 @@ from seglab.data.instance import (
     collate,
     open_instance_split,
 )
+from seglab.data.instance.object_size import OBJECT_SIZE_KEY
 from seglab.data.io import image_size
 from seglab.data.size import as_hw
 from seglab.data.spec import ClassTable, default_colors
@@ -110,14 +112,18 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     model = runtime.prepare_model(build_model(cfg.model, args))
     preprocess = {"mean": list(model.normalization["mean"]), "std": list(model.normalization["std"]),
                   "resize": RESIZE, "size": size, SCALE_KEY: native_scale(train_split, size)}
+    if cfg.object_size:
+        preprocess[OBJECT_SIZE_KEY] = float(cfg.object_size)  # the scale policy travels with the weights
     meta = {"task": "instance", "arch": {"name": cfg.model, "args": args}, "classes": classes,
             "preprocess": preprocess, "config": cfg.to_dict(),
             "category_ids": list(train_split.category_ids or range(1, classes.num_classes + 1))}
 
     cache = str(cfg.cache).lower() == "ram"  # masks at the training size are large: RAM only when asked
     augment = cfg.augment_preset if cfg.augment else "none"
-    train_set = InstanceDataset(train_split, size, augment=augment, cache=cache, skip_bad=cfg.skip_bad).preload()
-    val_set = InstanceDataset(val_split, size, cache=cache, skip_bad=cfg.skip_bad).preload()
+    object_size = cfg.object_size or None
+    train_set = InstanceDataset(train_split, size, augment=augment, cache=cache, skip_bad=cfg.skip_bad,
+                                object_size=object_size).preload()
+    val_set = InstanceDataset(val_split, size, cache=cache, skip_bad=cfg.skip_bad, object_size=object_size).preload()
     sampler, loader, trainer = loader_and_trainer(cfg, model, train_set, collate, runtime, preprocess, group,
                                                   instance_batch_loss)
     # everything is built and checked: only now make the run folder
