@@ -152,3 +152,18 @@ def test_training_with_object_size_records_it_and_val_reads_it(tmp_path):
     assert predictor.object_size == 16.0 and "16 px across" in predictor.describe()
     assert InstancePredictor(tmp_path / "run" / "best.pt", CPU, InstanceOptions(object_size=0)).object_size == 0
     assert main(["val", f"model={tmp_path / 'run'}", "object_size=-1", "verbose=false"]) != 0
+
+
+def test_training_time_validation_predicts_each_image_at_its_truths_scale(tmp_path, monkeypatch):
+    from seglab.tasks.instance.evaluate import evaluate
+
+    split = open_instance_split(write_dsb_discs(tmp_path / "dsb", [5, 10, 0, 7]), "train", val_fraction=0.01)
+    dataset = InstanceDataset(split, 64, object_size=20.0)
+    predictor = InstancePredictor(DiscFinder(), CPU, InstanceOptions(min_score=0.0), metadata(64))
+    scales, predict_at = [], predictor.predict_at
+    monkeypatch.setattr(predictor, "predict_at", lambda image, scale: scales.append(scale) or predict_at(image, scale))
+    result = evaluate(predictor, dataset, "train")
+    expected = [20.0 / median_diameter(item.load().masks.reshape(4, -1).sum(1)) if len(item.load().masks)
+                else 64 / 160 for item in split.items]
+    assert scales == pytest.approx(expected)
+    assert result["matching_accuracy"] > 0.9 and result["num_gt"] == 12  # scored against the truth as stored

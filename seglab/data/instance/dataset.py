@@ -100,6 +100,11 @@ class InstanceDataset(Dataset):
             self._cached[index] = result
         return result
 
+    def truth_scale(self, index: int) -> float:
+        """The scale of item `index` from its truth, without jitter (training-time validation predicts at it)."""
+        _, masks, _, iscrowd = self.native(index)
+        return scale_for(masks[~iscrowd.astype(bool)], self.object_size, self.size, None)
+
     def scaled_sample(self, index: int, seed: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """As `sample`, at the image's object scale: with a seed, a jittered scale and a random window of at most
         size x size pixels; without, the whole image at the truth's scale (training-time validation)."""

@@ -3,7 +3,9 @@
 - resolution="original" (`seglab val`, the final report): every image file goes through
   `InstancePredictor.predict` (what `seglab predict` runs) and is scored against its instances as
   stored, at the image's own size;
-- resolution="train" (training-time validation): the dataset's resized samples, scored at that size.
+- resolution="train" (training-time validation): the dataset's resized samples, scored at that size; with
+  the dataset's `object_size`, each image at its truth's scale through the tiling path, scored at its own
+  size (a 1024 px image at 1.3x is tiled, not forwarded whole).
 COCO mask / box AP count every kept detection (score >= score_threshold: predictions.json); matching
 accuracy counts the instances with score >= min_score (the id PNG's).
 """
@@ -44,6 +46,9 @@ def evaluate(predictor: InstancePredictor, dataset: InstanceDataset, resolution:
         if resolution == "original":
             truth = _truth_at_original_size(dataset, index)
             prediction = predictor.predict(dataset.split.items[index].image)
+        elif dataset.object_size:
+            truth = _truth_at_original_size(dataset, index)
+            prediction = predictor.predict_at(dataset.split.items[index].image, dataset.truth_scale(index))
         else:
             image, target, _ = dataset[index]
             truth = {"masks": target["masks"].numpy(), "labels": target["labels"].numpy() - 1,
