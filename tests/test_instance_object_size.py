@@ -167,3 +167,13 @@ def test_training_time_validation_predicts_each_image_at_its_truths_scale(tmp_pa
                 else 64 / 160 for item in split.items]
     assert scales == pytest.approx(expected)
     assert result["matching_accuracy"] > 0.9 and result["num_gt"] == 12  # scored against the truth as stored
+
+
+def test_with_object_size_the_presets_crop_is_left_out(tmp_path):
+    split = open_instance_split(write_dsb_discs(tmp_path / "dsb", [5, 5, 5, 5, 5]), "train", val_fraction=0.01)
+    plain = InstanceDataset(split, 128, object_size=20.0)
+    flipped = InstanceDataset(split, 128, augment="microscopy", object_size=20.0)
+    for seed in range(6):
+        (a, ta, _), (b, tb, _) = plain[(0, seed)], flipped[(0, seed)]
+        assert a.shape == b.shape  # the same window and scale: only flips and colours on top
+        assert sorted(ta["area"].tolist()) == sorted(tb["area"].tolist())

@@ -11,7 +11,7 @@ import seglab.encoders
 from seglab.models.instance import INSTANCE_MODELS, build_instance_model
 from seglab.models.instance.onestage_head import pick_taps
 from seglab.models.instance.onestage_loss import assign
-from seglab.models.instance.onestage_post import assemble_masks, box_crop, detections, locations
+from seglab.models.instance.onestage_post import assemble_masks, box_crop, detections, distances_to_boxes, locations
 
 SMALL = {"neck_width": 16, "num_protos": 8}
 ENCODERS = ["efficientnet_lite0", "resnet18", "vit_tiny_16", "timm:resnet18"]  # vit: no stride-8/32 feature
@@ -60,6 +60,18 @@ def test_train_losses_finite_and_backward(encoder):
         assert any(g.abs().sum() > 0 for g in grads)
 
 
+def test_a_batch_with_an_image_without_objects_trains_under_bfloat16_autocast():
+    """A crop without nuclei (augment_preset=microscopy) crashed a DSB2018 run in epoch 4: its assignment's
+    zero quality took the bfloat16 dtype of the centres and could not be put into the float32 target."""
+    model = make("resnet18").train()
+    image, target = disc_scene()
+    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
+             "masks": torch.zeros(0, *image.shape[-2:], dtype=torch.uint8)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(torch.stack([image, image]), [empty, target])
+    assert all(torch.isfinite(v) for v in losses.values()) and losses["loss_mask"] > 0
+
+
 def test_training_needs_targets_with_valid_labels():
     model = make().train()
     image, target = disc_scene()
@@ -105,6 +117,16 @@ def grid_case():
     points, strides = locations([(8, 8)], [8], torch.zeros(1))
     pred = torch.cat([points - 8, points + 8], 1)
     return points, strides, torch.full((64, 2), 0.5), pred
+
+
+def test_centres_and_boxes_stay_float32_under_a_bfloat16_head():
+    like = torch.zeros(1, dtype=torch.bfloat16)  # what a head's output is under CPU bf16 autocast
+    points, strides = locations([(1, 130)], [4], like)
+    assert points.dtype == strides.dtype == torch.float32
+    assert points[64].tolist() == [258.0, 2.0]  # bfloat16 holds 256 or 260, never 258
+    distances = torch.tensor([[3.0, 3.0, 5.0, 5.0]], dtype=torch.bfloat16).expand(130, 4)
+    boxes = distances_to_boxes(points, distances)
+    assert boxes.dtype == torch.float32 and boxes[64].tolist() == [255.0, -1.0, 263.0, 7.0]
 
 
 def index_of(points, x, y):

@@ -11,6 +11,8 @@ Presets (`augment=`; True means light, False none):
           on bright, as in brightfield and stained tissue) and colour jitter (brightness, contrast,
           saturation 0.2, hue 0.05): one stain's images teach the model the others' look
           (seglab.data.augment.microscopy_colours)
+With object_size (seglab/data/instance/object_size.py) the random resized crops are left out: the sample is
+already a random window at a jittered scale.
 The image, the masks (`tv_tensors.Mask`: nearest neighbour, so masks stay binary) and the boxes
 (`tv_tensors.BoundingBoxes`, so box-aware transforms such as RandomIoUCrop can be added) go through
 the same transform. Afterwards the boxes are re-derived from the transformed masks (the tight box
@@ -30,15 +32,15 @@ from seglab.data.instance.spec import boxes_of
 from seglab.data import augment as semantic_augment
 
 
-def _none(height: int, width: int):
+def _none(height: int, width: int, crop: bool = True):
     return None
 
 
-def _flip(height: int, width: int) -> v2.Transform:
+def _flip(height: int, width: int, crop: bool = True) -> v2.Transform:
     return v2.RandomHorizontalFlip()
 
 
-def _flips(height: int, width: int) -> v2.Transform:
+def _flips(height: int, width: int, crop: bool = True) -> v2.Transform:
     return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()])
 
 
@@ -47,17 +49,21 @@ def _crop(height: int, width: int, scale: tuple[float, float]) -> v2.Transform:
     return v2.RandomResizedCrop((height, width), scale=scale, ratio=(aspect * 3 / 4, aspect * 4 / 3), antialias=True)
 
 
-def _light(height: int, width: int) -> v2.Transform:
-    return v2.Compose([_crop(height, width, (0.5, 1.0)), v2.RandomHorizontalFlip()])
+def _crops(height: int, width: int, scale: tuple[float, float], crop: bool) -> list[v2.Transform]:
+    return [_crop(height, width, scale)] if crop else []
 
 
-def _strong(height: int, width: int) -> v2.Transform:
-    return v2.Compose([_crop(height, width, (0.25, 1.0)), v2.RandomHorizontalFlip(),
+def _light(height: int, width: int, crop: bool = True) -> v2.Transform:
+    return v2.Compose([*_crops(height, width, (0.5, 1.0), crop), v2.RandomHorizontalFlip()])
+
+
+def _strong(height: int, width: int, crop: bool = True) -> v2.Transform:
+    return v2.Compose([*_crops(height, width, (0.25, 1.0), crop), v2.RandomHorizontalFlip(),
                        v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3)])
 
 
-def _microscopy(height: int, width: int) -> v2.Transform:
-    return v2.Compose([_crop(height, width, (0.5, 1.0)), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
+def _microscopy(height: int, width: int, crop: bool = True) -> v2.Transform:
+    return v2.Compose([*_crops(height, width, (0.5, 1.0), crop), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
                        *semantic_augment.microscopy_colours()])
 
 
@@ -79,12 +85,13 @@ def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(boxes_of(masks.numpy().astype(bool)))
 
 
-def augment_instances(preset: str, image: torch.Tensor, masks: torch.Tensor,
-                      seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def augment_instances(preset: str, image: torch.Tensor, masks: torch.Tensor, seed: int,
+                      crop: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """image uint8 [3, H, W], masks uint8 [N, H, W] -> (image, masks, kept) where `kept` indexes the
-    input instances still present; same (inputs, preset, seed), same result."""
+    input instances still present; same (inputs, preset, seed), same result. crop=False leaves the preset's
+    random resized crop out (object_size samples are already windows at a jittered scale)."""
     height, width = image.shape[-2:]
-    transform = PRESETS[preset](height, width)
+    transform = PRESETS[preset](height, width, crop)
     if transform is None:
         return image, masks, torch.arange(masks.shape[0])
     boxes = tv_tensors.BoundingBoxes(boxes_from_masks(masks), format="XYXY", canvas_size=(height, width))

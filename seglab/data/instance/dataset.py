@@ -124,7 +124,7 @@ class InstanceDataset(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, None)
         image, masks, labels, iscrowd = self.scaled_sample(index, seed) if self.object_size else self.sample(index)
         if seed is not None and self.preset != "none":
-            image, masks, kept = augment_instances(self.preset, image, masks, seed)
+            image, masks, kept = augment_instances(self.preset, image, masks, seed, crop=not self.object_size)
             labels, iscrowd = labels.index_select(0, kept), iscrowd.index_select(0, kept)
         target = {
             "boxes": boxes_from_masks(masks),
