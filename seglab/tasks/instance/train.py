@@ -135,9 +135,11 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
     verbose = cfg.verbose and group.is_main
     if verbose:
         what = resume_note(run_dir, state, ckpt is not None)
+        scaling = (f"objects scaled to {object_size:g} px across, windows of at most {size} px" if object_size
+                   else f"longer side {size}")
         print(f"seglab {seglab.__version__} train (instance): {cfg.model} {args} on {train_split.root} "
               f"({train_split.format}; {len(train_set)} train / {len(val_set)} val images, classes "
-              f"{', '.join(classes.names)}); longer side {size}; {runtime.describe()}; "
+              f"{', '.join(classes.names)}); {scaling}; {runtime.describe()}; "
               f"{group.world_size} process(es); seed {cfg.seed}; {what}", flush=True)
     inference = InstanceOptions.from_config(cfg)
     opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
