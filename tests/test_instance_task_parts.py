@@ -47,6 +47,17 @@ def test_painting_equals_resizing_whole_masks_then_thresholding(size):
     assert differ < 1e-3  # float rounding at exactly 0.5 only
 
 
+def test_a_mask_no_output_pixel_reads_vanishes_when_shrunk_more_than_twice():
+    """Shrunk 4x, output rows read source rows 1-2, 5-6, ...: a detection only on row 3 has no pixel left
+    (torch agrees), rather than crashing the painting (object_size predicts tiles at scales up to 8)."""
+    probs = np.zeros((2, 40, 48), np.float32)
+    probs[0, 3, 3] = 1.0
+    probs[1, 20:30, 20:30] = 1.0
+    ids, kept = paint(probs, (10, 12))
+    full = F.interpolate(torch.from_numpy(probs)[None], size=(10, 12), mode="bilinear", align_corners=False)[0]
+    assert not (full[0] >= 0.5).any() and kept == [1] and np.array_equal(ids == 1, (full[1] >= 0.5).numpy())
+
+
 def test_a_detection_covered_by_better_ones_is_dropped_and_masks_never_overlap():
     square = np.zeros((20, 20), np.float32)
     square[4:12, 4:12] = 1.0

@@ -148,6 +148,8 @@ def resize_rows_cols(probs: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> t
     r0, r1, c0, c1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     out_rows = np.flatnonzero(rows[:, r0:r1].sum(1) > 0)
     out_cols = np.flatnonzero(cols[:, c0:c1].sum(1) > 0)
+    if not len(out_rows) or not len(out_cols):  # shrunk more than 2x, no output pixel reads the mask: it vanishes
+        return np.zeros((0, 0), bool), slice(0, 0), slice(0, 0)
     r0, r1 = max(r0 - 1, 0), min(r1 + 1, probs.shape[0])  # the neighbours bilinear reads
     c0, c1 = max(c0 - 1, 0), min(c1 + 1, probs.shape[1])
     rs, cs = slice(out_rows[0], out_rows[-1] + 1), slice(out_cols[0], out_cols[-1] + 1)
