@@ -175,8 +175,11 @@ KEY_TABLE: list[Key] = [
         "(semantic: miou; instance: mask_ap; panoptic: pq; video: j_and_f_mean)", TRAIN,
         choices=("", "miou", "pixel_accuracy", "mean_dice", "loss", "mask_ap", "mask_ap50", "matching_accuracy",
                  "pq", "pq_things", "noc_90", "noc_85", "miou_at_1", "miou_at_3", "miou_at_5", "j_and_f_mean")),
-    Key("patience", int, 0, "early stopping: epochs without improvement of `metric`; 0 = off", TRAIN,
+    Key("patience", int, 0, "early stopping: validations without improvement of `metric`; 0 = off", TRAIN,
         check=at_least(0)),
+    Key("val_every", int, 1, "validate every N epochs, and always after the last one (epochs or time run out); "
+        "best.pt and patience count validated epochs only; the epochs between train for the time validation "
+        "would take", TRAIN, check=at_least(1)),
     Key("save_every", int, 0, "also write last.pt every N batches (mid-epoch resume points); 0 = epoch ends only",
         TRAIN, check=at_least(0)),
     Key("resume", str, "", "true (runs/<name>/last.pt), or a run folder or last.pt path: continue exactly where "

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from seglab.data.spec import ClassTable
 from seglab.engine.device import Runtime
 from seglab.engine.loop import Clock, FitOptions, Sink, fit, selection_value, train_one_epoch, update_best, validate_epoch
 from seglab.engine.optim import ProgressSchedule
@@ -129,14 +130,16 @@ def test_a_nan_loss_says_what_the_sinks_kept(tmp_path):
         fit(trainer, loader, sampler, validate, TrainState(), FitOptions(1, None, 4, verbose=False), NAMES, sinks=[Kept()])
 
 
+TINY_META = {"arch": {"name": "unet", "args": {"num_classes": 2, "width": 4, "depth": 2, "norm": "group"}},
+             "classes": ClassTable(NAMES, [(0, 0, 0), (255, 0, 0)]),
+             "preprocess": {"mean": [0.5] * 3, "std": [0.5] * 3, "resize": "stretch", "size": [16, 16]}, "config": {}}
+
+
 def test_checkpoint_and_metrics_sinks_write_what_resume_reads(tmp_path):
     trainer = make_trainer()
     loader, sampler = loader_for(Squares())
     validate, _ = scripted_validation([0.2, 0.1])
-    meta = {"arch": {"name": "unet", "args": {"num_classes": 2, "width": 4, "depth": 2, "norm": "group"}},
-            "classes": __import__("seglab.data.spec", fromlist=["ClassTable"]).ClassTable(NAMES, [(0, 0, 0), (255, 0, 0)]),
-            "preprocess": {"mean": [0.5] * 3, "std": [0.5] * 3, "resize": "stretch", "size": [16, 16]}, "config": {}}
-    sinks = [CheckpointSink(tmp_path, meta, save_every=1), MetricsSink(tmp_path)]
+    sinks = [CheckpointSink(tmp_path, TINY_META, save_every=1), MetricsSink(tmp_path)]
     fit(trainer, loader, sampler, validate, TrainState(), FitOptions(2, None, 4, verbose=False), NAMES, sinks=sinks)
     last = torch.load(tmp_path / "last.pt", weights_only=True)
     best = torch.load(tmp_path / "best.pt", weights_only=True)
@@ -176,3 +179,38 @@ def test_the_console_line_shows_every_val_number_and_no_missing_loss(capsys):
     assert "val_mask_ap 0.2500" in line and "val_matching_accuracy 0.4000" in line and "val_loss" not in line
     ConsoleSink().epoch_end(None, None, {**row, "val_loss": 0.75}, True)
     assert "val_loss 0.7500" in capsys.readouterr().out
+
+
+def test_val_every_validates_every_nth_epoch_and_the_last(tmp_path):
+    trainer = make_trainer()
+    loader, sampler = loader_for(Squares())
+    validate, calls = scripted_validation([0.3, 0.2, 0.1])
+    sinks = [CheckpointSink(tmp_path, TINY_META), MetricsSink(tmp_path)]
+    state = fit(trainer, loader, sampler, validate, TrainState(), FitOptions(5, None, 4, val_every=2, verbose=False),
+                NAMES, sinks=sinks)
+    assert len(calls) == 3  # epochs 2, 4 and the last, 5
+    assert [r["epoch"] for r in state.history if "val_miou" in r] == [2, 4, 5]
+    assert state.best_epoch == 2 and state.step == 10  # every epoch trained; best.pt only among validated ones
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["state"]["best_epoch"] == 2
+    lines = (tmp_path / "metrics.csv").read_text().strip().splitlines()
+    header = lines[0].split(",")
+    assert len(lines) == 6 and "val_miou" in header and "train_loss" in header  # widened at epoch 2, rows of all 5
+    first = dict(zip(header, lines[1].split(",")))
+    assert first["epoch"] == "1" and first["val_miou"] == "" and float(first["train_loss"]) > 0
+    assert dict(zip(header, lines[2].split(",")))["val_miou"] == "0.3"
+
+
+def test_val_every_validates_when_the_budget_ends_and_patience_counts_validations(monkeypatch):
+    trainer = make_trainer()
+    loader, sampler = loader_for(Squares(n=16))
+    validate, calls = scripted_validation([0.4])
+    answers = iter([False] + [True] * 10)  # time left to start epoch 1; out of time after its first batch
+    monkeypatch.setattr(Clock, "out_of_time", lambda self: next(answers))
+    state = fit(trainer, loader, sampler, validate, TrainState(), FitOptions(1, 60.0, 4, val_every=5, verbose=False), NAMES)
+    assert state.batch == 0 and len(state.history) == 1 and state.step == 1
+    assert len(calls) == 1 and "val_miou" in state.history[-1]  # the budget ended the run: validated anyway
+    monkeypatch.undo()
+    validate, calls = scripted_validation([0.5, 0.4, 0.4])
+    state = fit(trainer, loader, sampler, validate, TrainState(), FitOptions(20, None, 4, patience=2, val_every=3,
+                                                                            verbose=False), NAMES)
+    assert len(calls) == 3 and state.epoch - 1 == 9  # validations at 3, 6, 9; two without improvement stop it

@@ -31,7 +31,8 @@ class FitOptions:
     budget: float | None  # seconds; when set, it governs instead of `epochs`
     batch: int
     metric: str = "miou"
-    patience: int = 0  # epochs without improvement before stopping; 0 = never
+    patience: int = 0  # validations without improvement before stopping; 0 = never
+    val_every: int = 1  # validate every N epochs, and always after the last one
     verbose: bool = True
     selection: Mapping[str, float] = field(default_factory=lambda: dict(SELECTION_METRICS))  # metric -> sign (the task's)
 
@@ -127,6 +128,19 @@ def validate_epoch(trainer: Trainer, validate: Validate, state: TrainState, clas
     return {"row": row, "val": val}
 
 
+def training_row(trainer: Trainer, state: TrainState, seconds: float, images: int, group: Group = Group()) -> dict:
+    """The metrics.csv row of an epoch that was not validated (val_every): epoch, train loss, lr, speed, time."""
+    loss_sum, seen = all_reduce_sum([state.loss_sum, state.seen], group, trainer.runtime.device)
+    return {"epoch": state.epoch, "train_loss": loss_sum / max(1, seen), "lr": trainer.optimizer.param_groups[0]["lr"],
+            "img_per_s": images / max(1e-9, seconds) * group.world_size, "seconds": seconds}
+
+
+def validation_due(state: TrainState, opts: FitOptions, clock: Clock) -> bool:
+    """Whether the epoch just trained is validated: every `val_every`-th, and the last (epochs or budget)."""
+    last = clock.out_of_time() or (opts.budget is None and state.epoch >= opts.epochs)
+    return last or state.epoch % max(1, opts.val_every) == 0
+
+
 def update_best(state: TrainState, value: float) -> bool:
     """Record an epoch's selection value; True when it is the best so far."""
     if value > state.best:
@@ -158,16 +172,20 @@ def fit(trainer: Trainer, loader: DataLoader, sampler: EpochBatchSampler, valida
             kept = [k for k in (sink.kept() for sink in sinks) if k] or ["no checkpoint was written"]
             raise TrainingError(f"{e} of epoch {state.epoch}; stopped ({'; '.join(kept)}). "
                                 "Try a lower lr or precision=fp32.") from None
-        result = validate_epoch(trainer, validate, state, class_names, seconds, images, group)
-        improved = update_best(state, selection_value(opts.metric, result["val"], opts.selection))
-        state.history.append(result["row"])
+        validated = validation_due(state, opts, clock)
+        if validated:
+            result = validate_epoch(trainer, validate, state, class_names, seconds, images, group)
+            improved, row = update_best(state, selection_value(opts.metric, result["val"], opts.selection)), result["row"]
+        else:
+            improved, row = False, training_row(trainer, state, seconds, images, group)
+        state.history.append(row)
         state.epoch, state.batch, state.loss_sum, state.seen = state.epoch + 1, 0, 0.0, 0
         state.elapsed = clock.elapsed()
         for sink in sinks:
-            sink.epoch_end(trainer, state, result["row"], improved)
-        if opts.patience and state.bad_epochs >= opts.patience:
+            sink.epoch_end(trainer, state, row, improved)
+        if validated and opts.patience and state.bad_epochs >= opts.patience:
             if opts.verbose and group.is_main:
-                print(f"early stop: no {opts.metric} improvement for {opts.patience} epochs "
+                print(f"early stop: no {opts.metric} improvement for {opts.patience} validations "
                       f"(best at epoch {state.best_epoch}, stopped after epoch {state.epoch - 1})")
             break
     barrier(group)

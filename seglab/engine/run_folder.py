@@ -44,7 +44,8 @@ def write_config(run_dir: Path, config: dict) -> None:
 
 
 class MetricsLog:
-    """metrics.csv, a row per epoch; the header is fixed by the first row."""
+    """metrics.csv, a row per epoch; its header is every column of the rows so far, in order of first appearance
+    (an epoch that was not validated, val_every, leaves the val columns empty)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -58,13 +59,24 @@ class MetricsLog:
             self.append(row)
 
     def append(self, row: dict) -> None:
+        header = list(dict.fromkeys(k for r in self.rows for k in r))
         self.rows.append(row)
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(self.rows[0]))
+        widened = any(k not in header for k in row)
+        if widened:  # a column appears (the first validated epoch): the file is written again with it
+            header = list(dict.fromkeys(k for r in self.rows for k in r))
+        new = widened or not self.path.exists()
+        with open(self.path, "w" if new else "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header)
             if new:
                 writer.writeheader()
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            for r in self.rows if new else [row]:
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def validated(rows: list[dict], column: str) -> tuple[list, list]:
+    """(epochs, values) of the rows holding a number in `column` (epochs not validated have none)."""
+    pairs = [(r["epoch"], r[column]) for r in rows if isinstance(r.get(column), (int, float)) and not math.isnan(r[column])]
+    return [e for e, _ in pairs], [v for _, v in pairs]
 
 
 def plot_curves(rows: list[dict], path: Path, metric: str = "val_miou") -> None:
@@ -78,11 +90,11 @@ def plot_curves(rows: list[dict], path: Path, metric: str = "val_miou") -> None:
     rows = [{k: (math.nan if v is None else v) for k, v in r.items()} for r in rows]
     fig, (ax_loss, ax_iou) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], label="train")
-    ax_loss.plot(epochs, [r["val_loss"] for r in rows], label="val")
+    ax_loss.plot(*validated(rows, "val_loss"), marker=".", label="val")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
-    metric = metric if metric in rows[0] else "val_miou"
-    ax_iou.plot(epochs, [r.get(metric, math.nan) for r in rows], color="tab:green")
+    metric = metric if any(metric in r for r in rows) else "val_miou"
+    ax_iou.plot(*validated(rows, metric), marker=".", color="tab:green")
     label = metric.removeprefix("val_")
     ax_iou.set(xlabel="epoch", ylabel=label, title=f"val {label}", ylim=(0, 1))
     for ax in (ax_loss, ax_iou):

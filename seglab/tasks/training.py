@@ -9,14 +9,23 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from seglab.config import Config, ConfigError
+from seglab.config import Config, ConfigError, parse_time
 from seglab.engine import distributed
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.engine.ema import ModelEMA
+from seglab.engine.loop import FitOptions
 from seglab.engine.optim import ProgressSchedule, build_optimizer
 from seglab.engine.sampler import EpochBatchSampler
 from seglab.engine.run_folder import new_run_dir, write_config
 from seglab.engine.trainer import Trainer, TrainState
+
+
+def fit_options(cfg: Config, verbose: bool, selection=None) -> FitOptions:
+    """The loop's options from the config keys (epochs, time, batch, metric, patience, val_every); `selection`:
+    the task's metric -> sign table (None: the semantic one)."""
+    extra = {} if selection is None else {"selection": dict(selection)}
+    return FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
+                      val_every=cfg.val_every, **extra)
 
 
 def resume_checkpoint(cfg: Config) -> tuple[Config, dict | None, Path | None]:

@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 import seglab
-from seglab.config import Config, ConfigError, given_keys, parse_time
+from seglab.config import Config, ConfigError, given_keys
 from seglab.data import resolve_root, write_skipped
 from seglab.data.instance import (
     INSTANCE_FORMATS,
@@ -28,7 +28,7 @@ from seglab.data.size import as_hw
 from seglab.data.spec import ClassTable, default_colors
 from seglab.engine import distributed
 from seglab.engine.device import Runtime
-from seglab.engine.loop import FitOptions, fit
+from seglab.engine.loop import fit
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import write_json
 from seglab.engine.sinks import run_folder_sinks
@@ -50,6 +50,7 @@ from seglab.tasks.instance.evaluate import (
 )
 from seglab.tasks.instance.samples import write_samples
 from seglab.tasks.training import (
+    fit_options,
     loader_and_trainer,
     open_run_folder,
     resume_note,
@@ -142,8 +143,7 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
               f"{', '.join(classes.names)}); {scaling}; {runtime.describe()}; "
               f"{group.world_size} process(es); seed {cfg.seed}; {what}", flush=True)
     inference = InstanceOptions.from_config(cfg)
-    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
-                      selection=dict(SELECTION_METRICS))
+    opts = fit_options(cfg, verbose, SELECTION_METRICS)
     sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose, curve="val_mask_ap") if group.is_main else []
     validate = training_validator(val_set, runtime, preprocess, classes, inference)
     state = fit(trainer, loader, sampler, validate, state, opts, classes.names, group, sinks)

@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import seglab
-from seglab.config import Config, ConfigError, parse_time
+from seglab.config import Config, ConfigError
 from seglab.data import write_skipped
 from seglab.data.panoptic import PanopticDataset, collate
 from seglab.engine import distributed
 from seglab.engine.device import Runtime
-from seglab.engine.loop import FitOptions, fit
+from seglab.engine.loop import fit
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import write_json
 from seglab.engine.sinks import run_folder_sinks
@@ -39,6 +39,7 @@ from seglab.tasks.panoptic.predictors import is_direct_fusion, names_parts
 from seglab.tasks.panoptic.samples import write_samples
 from seglab.tasks.panoptic.splits import class_table, panoptic_split
 from seglab.tasks.training import (
+    fit_options,
     loader_and_trainer,
     open_run_folder,
     resume_note,
@@ -99,8 +100,7 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
               f"({train_split.format}; {len(train_set)} train / {len(val_set)} val images, classes {things}); "
               f"longer side {size}; {runtime.describe()}; {group.world_size} process(es); seed {cfg.seed}; "
               f"{resume_note(run_dir, state, ckpt is not None)}", flush=True)
-    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
-                      selection=dict(SELECTION_METRICS))
+    opts = fit_options(cfg, verbose, SELECTION_METRICS)
     sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose, curve="val_pq") if group.is_main else []
     validate = training_validator(val_set, runtime, {k: meta[k] for k in ("classes", "is_thing", "category_ids",
                                                                            "preprocess")})

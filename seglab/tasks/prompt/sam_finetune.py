@@ -19,10 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import seglab
-from seglab.config import Config, ConfigError, parse_time
+from seglab.config import Config, ConfigError
 from seglab.data.prompt import ObjectDataset, collate
 from seglab.engine.device import Runtime
-from seglab.engine.loop import FitOptions, fit
+from seglab.engine.loop import fit
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import write_json
 from seglab.engine.sinks import run_folder_sinks
@@ -47,6 +47,7 @@ from seglab.tasks.prompt.train import (
     selection_data,
 )
 from seglab.tasks.training import (
+    fit_options,
     loader_and_trainer,
     open_run_folder,
     resume_note,
@@ -137,8 +138,7 @@ def fit_sam(cfg: Config, ckpt, resumed_dir, group, device_name: str) -> Path:
         print(f"{len(train_set)} train, {sum(len(s.images) for s in val_splits)} val images; input "
               f"{sam_official.IMAGE_SIZE} (SAM's), loss at {LOW_RES}x{LOW_RES}, no augmentation; {runtime.describe()}; "
               f"seed {cfg.seed}; {resume_note(run_dir, state, ckpt is not None)}", flush=True)
-    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
-                      selection=dict(SELECTION_METRICS))
+    opts = fit_options(cfg, verbose, SELECTION_METRICS)
     sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose, curve="val_noc_90")
     validate = sam_validator(val_splits, backend, cache, cfg.max_clicks, cfg.objects_per_image)
     state = fit(trainer, loader, sampler, validate, state, opts, OBJECT_CLASSES.names, group, sinks)

@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 
 import seglab
-from seglab.config import Config, ConfigError, parse_time
+from seglab.config import Config, ConfigError
 from seglab.data.prompt import ObjectDataset, collate, dataset_roots, open_object_split
 from seglab.data.size import as_hw
 from seglab.data.spec import ClassTable
 from seglab.engine import distributed
 from seglab.engine.device import Runtime
-from seglab.engine.loop import FitOptions, fit
+from seglab.engine.loop import fit
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import write_json
 from seglab.engine.sinks import run_folder_sinks
@@ -31,6 +31,7 @@ from seglab.prompt.predictor import Predictor
 from seglab.tasks.prompt.evaluate import combined, evaluate_split, format_table
 from seglab.tasks.prompt.simulate import prompt_batch_loss
 from seglab.tasks.training import (
+    fit_options,
     loader_and_trainer,
     open_run_folder,
     resume_note,
@@ -139,8 +140,7 @@ def _train(cfg: Config, ckpt, resumed_dir, group, device_name: str) -> Path:
         print(f"seglab {seglab.__version__} train (prompt): {cfg.model} {args} on {data}; "
               f"{sum(len(s.images) for s in val_splits)} val images; size {size}; {runtime.describe()}; "
               f"seed {cfg.seed}; {resume_note(run_dir, state, ckpt is not None)}", flush=True)
-    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
-                      selection=dict(SELECTION_METRICS))
+    opts = fit_options(cfg, verbose, SELECTION_METRICS)
     sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose, curve="val_noc_90") if group.is_main else []
     validate = training_validator(val_splits, size, preprocess, runtime.device, cfg.max_clicks, cfg.objects_per_image)
     state = fit(trainer, loader, sampler, validate, state, opts, OBJECT_CLASSES.names, group, sinks)

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import seglab
-from seglab.config import Config, ConfigError, parse_time, warn_unused_format_keys
+from seglab.config import Config, ConfigError, warn_unused_format_keys
 from seglab.data import SegmentationDataset, dataset_format, open_split, write_skipped
 from seglab.data.class_presence import require_two_classes
 from seglab.data.size import as_hw
@@ -24,7 +24,7 @@ from seglab.engine.optim import ProgressSchedule, build_optimizer
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import write_json
 from seglab.engine.sampler import EpochBatchSampler
-from seglab.engine.loop import FitOptions, fit
+from seglab.engine.loop import fit
 from seglab.engine.sinks import run_folder_sinks
 from seglab.engine.trainer import SELECTION_METRICS, Trainer, TrainState
 from seglab.engine.evaluate import summary
@@ -34,7 +34,7 @@ from seglab.losses import build_loss, median_frequency_weights
 from seglab.metrics import format_class_table
 from seglab.models import DEFAULT_MODELS, build_model, model_arguments
 from seglab.tasks.semantic.samples import write_samples
-from seglab.tasks.training import open_run_folder, resume_checkpoint, resume_note, start_state
+from seglab.tasks.training import fit_options, open_run_folder, resume_checkpoint, resume_note, start_state
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CACHE_LIMIT_BYTES = 4 << 30
@@ -144,7 +144,7 @@ def _train(cfg: Config, ckpt: dict | None, resumed_dir: Path | None, group: dist
               f"seed {cfg.seed}{' deterministic' if cfg.deterministic else ''}; {what}", flush=True)
         for note in train_spec.notes:  # e.g. how 0/255 masks were read
             print(f"note: {note}", flush=True)
-    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose)
+    opts = fit_options(cfg, verbose)
     sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose) if group.is_main else []
     validate = training_validator(val_set, trainer.runtime, trainer.preprocess, max(1, cfg.batch // group.world_size),
                                   trainer.loss_fn, group)

@@ -16,14 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import seglab
-from seglab.config import Config, ConfigError, parse_time
+from seglab.config import Config, ConfigError
 from seglab.data.prompt import dataset_roots
 from seglab.data.video import davis
 from seglab.data.video.simulated_clips import SimulatedClips, collate
 from seglab.engine import distributed
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.engine.device import Runtime
-from seglab.engine.loop import FitOptions, fit
+from seglab.engine.loop import fit
 from seglab.engine.rng import seed_everything
 from seglab.engine.run_folder import write_json
 from seglab.engine.sinks import run_folder_sinks
@@ -39,6 +39,7 @@ from seglab.tasks.prompt.train import (
     training_size,
 )
 from seglab.tasks.training import (
+    fit_options,
     loader_and_trainer,
     open_run_folder,
     resume_note,
@@ -135,8 +136,7 @@ def _train(cfg: Config, ckpt, resumed_dir, group, device_name: str) -> Path:
         if verbose:
             print(f"re-prompt baseline (the init click model) on the val clips: J&F {baseline['j_and_f_mean']:.4f}",
                   flush=True)
-    opts = FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
-                      selection=dict(SELECTION_METRICS))
+    opts = fit_options(cfg, verbose, SELECTION_METRICS)
     sinks = run_folder_sinks(run_dir, meta, cfg.save_every, verbose, curve="val_j_and_f") if group.is_main else []
     validate = clip_validator(clips, size, preprocess, runtime.device)
     untrained = validate(model)["dataset"] if init is not None and ckpt is None and group.is_main else None
