@@ -214,3 +214,15 @@ def test_val_every_validates_when_the_budget_ends_and_patience_counts_validation
     state = fit(trainer, loader, sampler, validate, TrainState(), FitOptions(20, None, 4, patience=2, val_every=3,
                                                                             verbose=False), NAMES)
     assert len(calls) == 3 and state.epoch - 1 == 9  # validations at 3, 6, 9; two without improvement stop it
+
+
+def test_fit_options_carry_every_loop_key_from_the_config():
+    from seglab.config import make_config
+    from seglab.tasks.training import fit_options
+
+    cfg = make_config(epochs=7, time="2m", batch=3, metric="mask_ap", patience=4, val_every=2)
+    opts = fit_options(cfg, verbose=False, selection={"mask_ap": 1.0})
+    assert (opts.epochs, opts.budget, opts.batch, opts.metric, opts.patience, opts.val_every, opts.verbose) == (
+        7, 120.0, 3, "mask_ap", 4, 2, False)
+    assert dict(opts.selection) == {"mask_ap": 1.0}
+    assert fit_options(make_config(), verbose=True).selection == FitOptions(1, None, 1).selection

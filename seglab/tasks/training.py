@@ -24,8 +24,8 @@ def fit_options(cfg: Config, verbose: bool, selection=None) -> FitOptions:
     """The loop's options from the config keys (epochs, time, batch, metric, patience, val_every); `selection`:
     the task's metric -> sign table (None: the semantic one)."""
     extra = {} if selection is None else {"selection": dict(selection)}
-    return FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, cfg.metric, cfg.patience, verbose,
-                      val_every=cfg.val_every, **extra)
+    return FitOptions(cfg.epochs, parse_time(cfg.time), cfg.batch, metric=cfg.metric, patience=cfg.patience,
+                      val_every=cfg.val_every, verbose=verbose, **extra)
 
 
 def resume_checkpoint(cfg: Config) -> tuple[Config, dict | None, Path | None]:
